@@ -1,0 +1,276 @@
+r"""The vanilla RNN of the book, batched, with full backpropagation through time.
+
+Notation (Goodfellow, Bengio & Courville, ch. 10), for example ``b`` of a batch:
+
+.. math::
+
+    a^{(t)} = b + W h^{(t-1)} + U x^{(t)}, \quad h^{(t)} = \tanh a^{(t)}, \quad
+    o^{(t)} = c + V h^{(t)}, \quad \hat y^{(t)} = \operatorname{softmax}(o^{(t)}),
+
+    L = \frac{1}{B} \sum_{b=1}^{B} \sum_{t=1}^{T} -\log \hat y^{(t)}_{b,\, y^{(t)}_b}.
+
+Shapes: inputs ``x`` are ``(T, B, D)``, targets ``y`` are ``(T, B)`` integers
+in ``[0, K)``, hidden states ``h`` are ``(T + 1, B, H)`` with ``h[0] = h0``.
+Every linear map and every backward rule is a kernel generated from
+:mod:`bptt_lib.derive` (see :mod:`bptt_lib.kernels`); this module only orders
+the calls. Only the recurrence over time is a Python loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import rnn_kernels
+from .validation import as_array, check_finite_result, require_finite, require_keys
+
+__all__ = ["PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward", "loss_and_grads"]
+
+PARAM_SHAPES = {"U": ("H", "D"), "W": ("H", "H"), "V": ("K", "H"), "b": ("H",), "c": ("K",)}
+"""Each parameter's shape in the book's dimension names."""
+
+
+@dataclass
+class Trace:
+    """What the forward pass stores for the backward pass.
+
+    Attributes
+    ----------
+    x : ndarray, (T, B, D)
+    h : ndarray, (T + 1, B, H)
+        Hidden states; ``h[0]`` is the initial state, ``h[t]`` is :math:`h^{(t)}`.
+    o : ndarray, (T, B, K)
+        Logits; ``o[t - 1]`` is :math:`o^{(t)}`.
+    yhat : ndarray, (T, B, K)
+        Softmax probabilities.
+    log_yhat : ndarray, (T, B, K)
+        Log-probabilities, computed stably from ``o``.
+    """
+
+    x: np.ndarray
+    h: np.ndarray
+    o: np.ndarray
+    yhat: np.ndarray
+    log_yhat: np.ndarray
+
+
+def init_params(n_in: int, n_hidden: int, n_out: int, *, rng: np.random.Generator, scale=None) -> dict:
+    """Random parameters for an RNN with ``D = n_in``, ``H = n_hidden``, ``K = n_out``.
+
+    Parameters
+    ----------
+    n_in, n_hidden, n_out : int
+        Positive sizes.
+    rng : numpy.random.Generator
+        The only source of randomness, so that runs are reproducible.
+    scale : float, optional
+        Standard deviation of every weight entry. By default each weight matrix
+        uses ``1 / sqrt(fan_in)``, which keeps pre-activations of order one.
+
+    Returns
+    -------
+    dict
+        ``"U"`` (H, D), ``"W"`` (H, H), ``"V"`` (K, H) drawn from a normal
+        distribution; ``"b"`` (H,) and ``"c"`` (K,) zero.
+    """
+    for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int; got {value!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
+    if scale is not None and not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number; got {scale!r}")
+
+    def weight(rows, cols):
+        std = scale if scale is not None else 1.0 / np.sqrt(cols)
+        return std * rng.standard_normal((rows, cols))
+
+    return {
+        "U": weight(n_hidden, n_in),
+        "W": weight(n_hidden, n_hidden),
+        "V": weight(n_out, n_hidden),
+        "b": np.zeros(n_hidden),
+        "c": np.zeros(n_out),
+    }
+
+
+def _check_params(params, sizes: dict, kind: str) -> dict:
+    require_keys("params", params, list(PARAM_SHAPES))
+    checked = {}
+    # W and V fix H and K before the others are compared with them.
+    for key in ("W", "V", "U", "b", "c"):
+        arr = as_array(f'params["{key}"]', params[key], PARAM_SHAPES[key], sizes, kind=kind)
+        require_finite(f'params["{key}"]', arr)
+        checked[key] = arr
+    return checked
+
+
+def _check_inputs(params, x, h0, kind: str):
+    sizes: dict = {}
+    p = _check_params(params, sizes, kind)
+    x = as_array("x", x, ("T", "B", "D"), sizes)
+    require_finite("x", x)
+    if h0 is None:
+        h0 = np.zeros((sizes["B"], sizes["H"]))
+    h0 = as_array("h0", h0, ("B", "H"), sizes, kind=kind)
+    require_finite("h0", h0)
+    return p, x, h0, sizes
+
+
+def _check_targets(y, sizes: dict) -> np.ndarray:
+    y = as_array("y", y, ("T", "B"), sizes, kind="int")
+    if y.min() < 0 or y.max() >= sizes["K"]:
+        raise ValueError(f"y must hold class indices in [0, K={sizes['K']}); got values from {y.min()} to {y.max()}")
+    return y
+
+
+def _forward(p: dict, x: np.ndarray, h0: np.ndarray) -> Trace:
+    k = rnn_kernels()
+    T, B, _ = x.shape
+    H, K = p["W"].shape[0], p["V"].shape[0]
+    dtype = np.result_type(*p.values(), x, h0)
+    one_B = np.ones((B, 1))
+    h = np.empty((T + 1, B, H), dtype=dtype)
+    h[0] = h0
+    for t in range(T):
+        h[t + 1] = np.tanh(k.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
+    # The output layer has no recurrence: all T steps in one product.
+    o = k.output_affine(h[1:].reshape(T * B, H), p["V"], p["c"][None, :], np.ones((T * B, 1)))
+    o = o.reshape(T, B, K)
+    # Shift by the largest real logit so exp cannot overflow; the shift cancels.
+    shifted = o - o.real.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=-1, keepdims=True)
+    return Trace(x=x, h=h, o=o, yhat=exp / total, log_yhat=shifted - np.log(total))
+
+
+def forward(params: dict, x, h0=None) -> Trace:
+    """Run the RNN over a batch of sequences.
+
+    Parameters
+    ----------
+    params : dict
+        ``"U"`` (H, D), ``"W"`` (H, H), ``"V"`` (K, H), ``"b"`` (H,), ``"c"`` (K,).
+        Complex entries are accepted, for the complex-step derivative.
+    x : array_like, (T, B, D)
+    h0 : array_like, (B, H), optional
+        Initial hidden state; zeros by default.
+
+    Returns
+    -------
+    Trace
+        With ``h`` (T + 1, B, H), ``o`` and ``yhat`` (T, B, K).
+    """
+    p, x, h0, _ = _check_inputs(params, x, h0, kind="number")
+    return _forward(p, x, h0)
+
+
+def _nll(trace: Trace, y: np.ndarray) -> np.ndarray:
+    T, B = y.shape
+    picked = np.take_along_axis(trace.log_yhat, y[..., None], axis=-1)
+    return -picked.sum() / B
+
+
+def loss(params: dict, x, y, h0=None):
+    """The loss ``L`` alone: summed over time, averaged over the batch.
+
+    Accepts complex parameters, so that :func:`bptt_lib.gradcheck.complex_step`
+    can differentiate it.
+    """
+    p, x, h0, sizes = _check_inputs(params, x, h0, kind="number")
+    y = _check_targets(y, sizes)
+    return _nll(_forward(p, x, h0), y)
+
+
+def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
+    r"""Full backpropagation through time from a stored forward pass.
+
+    Runs the recursion
+
+    .. math::
+
+        \nabla_{h^{(t)}} L = V^\top \nabla_{o^{(t)}} L
+            + W^\top \operatorname{diag}\!\big(1 - (h^{(t+1)})^2\big)\, \nabla_{h^{(t+1)}} L
+
+    backwards from ``t = T``, with :math:`\nabla_{o^{(t)}} L = (\hat y^{(t)} - \mathrm{onehot}(y^{(t)}))/B`.
+
+    Returns
+    -------
+    grads : dict
+        Same keys and shapes as ``params``.
+    grad_h : ndarray, (T, B, H)
+        ``grad_h[t - 1]`` is the total gradient :math:`\nabla_{h^{(t)}} L`.
+
+    Raises
+    ------
+    FloatingPointError
+        If a gradient is not finite.
+    """
+    sizes: dict = {}
+    p = _check_params(params, sizes, kind="float")
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace must be the Trace returned by forward; got {type(trace).__name__}")
+    as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
+    y = _check_targets(y, sizes)
+    k = rnn_kernels()
+    T, B, D = trace.x.shape
+    H, K = sizes["H"], sizes["K"]
+    ones = np.ones((T * B, 1))
+    Y = np.zeros((T * B, K))
+    Y[np.arange(T * B), y.reshape(-1)] = 1.0
+
+    G_o = k.softmax_nll_grad(trace.yhat.reshape(T * B, K), Y, B)
+    dV, dc, grad_h_from_o = k.output_vjp(G_o, trace.h[1:].reshape(T * B, H), p["V"], ones)
+    grad_h_from_o = grad_h_from_o.reshape(T, B, H)
+
+    grad_h = np.empty((T, B, H))
+    G_a = np.empty((T, B, H))
+    dh_next = np.zeros((B, H))
+    for t in reversed(range(T)):
+        grad_h[t] = grad_h_from_o[t] + dh_next
+        G_a[t] = k.tanh_vjp(grad_h[t], trace.h[t + 1])
+        dh_next = k.hidden_vjp_h_prev(G_a[t], p["W"])
+
+    dW, dU, db = k.hidden_vjp_params(
+        G_a.reshape(T * B, H), trace.h[:-1].reshape(T * B, H), trace.x.reshape(T * B, D), ones
+    )
+    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc.reshape(K)}
+    check_finite_result("loss_and_grads", grads)
+    return grads, grad_h
+
+
+def loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
+    """The loss and its gradient with respect to every parameter, by full BPTT.
+
+    Parameters
+    ----------
+    params : dict
+        ``"U"`` (H, D), ``"W"`` (H, H), ``"V"`` (K, H), ``"b"`` (H,), ``"c"`` (K,), float64.
+    x : array_like, (T, B, D)
+    y : array_like of int, (T, B)
+        Target classes in ``[0, K)``.
+    h0 : array_like, (B, H), optional
+
+    Returns
+    -------
+    loss : float
+        ``(1/B) * sum over b and t of -log yhat[t, b, y[t, b]]``.
+    grads : dict
+        Same keys and shapes as ``params``.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        For missing keys, wrong dtypes, wrong shapes, targets out of range or
+        non-finite inputs.
+    FloatingPointError
+        If the loss or a gradient is not finite.
+    """
+    p, x, h0, sizes = _check_inputs(params, x, h0, kind="float")
+    y = _check_targets(y, sizes)
+    trace = _forward(p, x, h0)
+    value = float(_nll(trace, y))
+    check_finite_result("loss_and_grads", {"loss": np.asarray(value)})
+    grads, _ = backward(p, trace, y)
+    return value, grads
