@@ -112,14 +112,19 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
-def make_student_edition(book: Path, out: Path) -> list[Path]:
-    """Write the student edition of every notebook under ``book`` into ``out``."""
+def make_student_edition(book: Path, out: Path, only=None) -> list[Path]:
+    """Write the student edition of every notebook under ``book`` into ``out``.
+
+    ``only``, if given, is a collection of file names to restrict the run to.
+    """
     book, out = Path(book), Path(out)
     if out.resolve() == book.resolve() or book.resolve() in out.resolve().parents:
         raise ValueError(f"out must be outside the book folder {book}; got {out}")
     written = []
     for path in sorted(book.rglob("*.ipynb")):
         if "_build" in path.parts or ".ipynb_checkpoints" in path.parts:
+            continue
+        if only is not None and path.name not in only:
             continue
         nb = nbformat.read(path, as_version=4)
         target = out / path.relative_to(book)

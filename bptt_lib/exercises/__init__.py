@@ -8,7 +8,8 @@ Usage in a notebook::
 :func:`check` runs the reference solution and the student's function on the
 same seeded inputs and prints a verdict: all cases passed; or which case failed
 and how (expected versus got, a shape mismatch, an exception, "not implemented
-yet"). It returns a :class:`Verdict` that is truthy only when every case passed.
+yet"). It returns nothing, so a notebook cell shows the printed verdict only;
+:func:`verdict` returns the :class:`Verdict` instead, for tests and scripts.
 
 Each chapter registers its exercises in a module named after the chapter
 (``bptt_lib.exercises.<chapter>``) with :func:`register`.
@@ -23,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Exercise", "Verdict", "register", "exercise_names", "get", "check"]
+__all__ = ["Exercise", "Verdict", "register", "exercise_names", "get", "check", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,12 @@ def _copy_case(case: dict) -> dict:
     return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in case.items()}
 
 
-def _run(name: str, student_function: Callable) -> Verdict:
+def verdict(name: str, student_function: Callable) -> Verdict:
+    """Run the checks of exercise ``name`` on ``student_function`` and return the :class:`Verdict`.
+
+    Nothing is printed; ``bool(result)`` says whether every case passed and
+    ``result.message`` says why not.
+    """
     ex = get(name)
     if not callable(student_function):
         return Verdict(name, False, f"✗ {name}: expected a function, got {type(student_function).__name__}.")
@@ -188,8 +194,8 @@ def _run(name: str, student_function: Callable) -> Verdict:
     return Verdict(name, True, f"✓ {name}: all {len(cases)} cases passed.")
 
 
-def check(name: str, student_function: Callable) -> Verdict:
-    """Check ``student_function`` against the reference for exercise ``name``; print the verdict.
+def check(name: str, student_function: Callable) -> None:
+    """Check ``student_function`` against the reference for exercise ``name`` and print the verdict.
 
     Parameters
     ----------
@@ -197,12 +203,5 @@ def check(name: str, student_function: Callable) -> Verdict:
         The exercise's name, as given in the book.
     student_function : callable
         Your function. It is called with keyword arguments, one call per case.
-
-    Returns
-    -------
-    Verdict
-        Truthy when every case passed; ``verdict.message`` is what was printed.
     """
-    verdict = _run(name, student_function)
-    print(verdict.message)
-    return verdict
+    print(verdict(name, student_function).message)

@@ -1,0 +1,295 @@
+r"""The chain rule for many variables, derived with SymPy.
+
+Two ideas of chapter 2 live here.
+
+*The multivariable chain rule* (:func:`chain_rule`, :func:`prove_chain_rule`):
+if :math:`z` depends on :math:`t` through several intermediate variables
+:math:`v_1, \dots, v_n`, then
+
+.. math::
+
+    \frac{dz}{dt} = \sum_{i=1}^{n} \frac{\partial z}{\partial v_i} \frac{d v_i}{dt}.
+
+*Total versus immediate derivatives in a recurrence* (:func:`scalar_rnn` and
+the functions after it). For the scalar RNN
+:math:`h_t = \phi(w\, h_{t-1} + u\, x_t)` the weight :math:`w` reaches
+:math:`h_t` directly *and* through every earlier state. The **immediate
+partial** :math:`\partial^+ h_t / \partial w` differentiates one step with its
+input :math:`h_{t-1}` held fixed; the **total derivative** :math:`d h_t / dw`
+follows every path. They are related by the sum over paths
+
+.. math::
+
+    \frac{d h_t}{d w} = \sum_{k=1}^{t}
+        \Big(\prod_{j=k+1}^{t} \frac{\partial h_j}{\partial h_{j-1}}\Big)
+        \frac{\partial^+ h_k}{\partial w},
+
+which :func:`prove_sum_over_paths` proves for explicit small ``t``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Mapping
+
+import sympy as sp
+
+from .activations import sigmoid
+
+__all__ = [
+    "t", "w", "u",
+    "chain_rule", "prove_chain_rule",
+    "scalar_rnn", "to_leaves", "to_states", "immediate_partial", "step_jacobian", "total_derivative",
+    "implicit_part", "sum_over_paths", "prove_sum_over_paths",
+    "elementwise_jacobian",
+]
+
+t = sp.Symbol("t", real=True)
+"""The variable that everything depends on in :func:`chain_rule` examples."""
+w = sp.Symbol("w", real=True)
+"""The recurrent weight of the scalar RNN (the scalar :math:`W`)."""
+u = sp.Symbol("u", real=True)
+"""The input weight of the scalar RNN (the scalar :math:`U`)."""
+
+_ACTIVATIONS = {"tanh": sp.tanh, "sigmoid": sigmoid}
+
+
+# --- the multivariable chain rule ---------------------------------------------------
+
+
+def chain_rule(z: sp.Expr, inner: Mapping[sp.Symbol, sp.Expr], var: sp.Symbol = t) -> tuple[sp.Expr, sp.Expr]:
+    r"""Differentiate a composition two ways: directly, and by the chain rule.
+
+    Parameters
+    ----------
+    z : sympy expression
+        The outer function, written in the intermediate symbols (the keys of ``inner``).
+    inner : dict
+        Maps each intermediate symbol :math:`v_i` to its expression in ``var``.
+    var : sympy symbol
+        The variable to differentiate with respect to (default :data:`t`).
+
+    Returns
+    -------
+    (direct, by_rule) : tuple of sympy expressions
+        ``direct`` is :math:`d z(v(t)) / dt` from SymPy after substituting;
+        ``by_rule`` is :math:`\sum_i (\partial z / \partial v_i)(v(t)) \, d v_i / dt`.
+
+    Examples
+    --------
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> direct, by_rule = chain_rule(x * y, {x: sp.cos(t), y: sp.exp(t)})
+    >>> sp.simplify(direct - by_rule)
+    0
+    """
+    if not isinstance(z, sp.Basic):
+        raise TypeError(f"z must be a SymPy expression; got {type(z).__name__}")
+    if not isinstance(inner, Mapping) or not inner:
+        raise TypeError("inner must be a non-empty dict from intermediate symbols to expressions")
+    if not isinstance(var, sp.Symbol):
+        raise TypeError(f"var must be a SymPy Symbol; got {type(var).__name__}")
+    for v in inner:
+        if not isinstance(v, sp.Symbol):
+            raise TypeError(f"the keys of inner must be SymPy Symbols; got {v!r}")
+        if v == var:
+            raise ValueError(f"the intermediate symbol {v} cannot be the variable {var} itself")
+    subs = dict(inner)
+    direct = sp.diff(z.subs(subs, simultaneous=True), var)
+    by_rule = sum(
+        (sp.diff(z, v).subs(subs, simultaneous=True) * sp.diff(v_of_t, var) for v, v_of_t in inner.items()),
+        sp.Integer(0),
+    )
+    return direct, by_rule
+
+
+def prove_chain_rule(z: sp.Expr, inner: Mapping[sp.Symbol, sp.Expr], var: sp.Symbol = t) -> bool:
+    """True when SymPy simplifies ``direct - by_rule`` of :func:`chain_rule` to zero."""
+    direct, by_rule = chain_rule(z, inner, var)
+    return sp.simplify((direct - by_rule).doit()) == 0
+
+
+# --- total versus immediate derivatives in a scalar recurrence ----------------------
+
+
+def scalar_rnn(n_steps: int = 2, activation="tanh") -> SimpleNamespace:
+    r"""The scalar RNN :math:`h_t = \phi(w h_{t-1} + u x_t)` unrolled for ``n_steps`` steps.
+
+    Parameters
+    ----------
+    n_steps : int
+        Number of steps ``T``, from 1 to 4 (the expressions nest ``T`` deep).
+    activation : {"tanh", "sigmoid"} or an undefined SymPy function
+        :math:`\phi`. Passing ``sympy.Function("phi")`` keeps :math:`\phi`
+        abstract, so a proof holds for every differentiable activation.
+
+    Returns
+    -------
+    SimpleNamespace
+        ``w``, ``u``, ``h0`` and ``x`` (tuple ``x_1 .. x_T``): the leaves.
+        ``states``: symbols ``h_1 .. h_T`` that *stand for* the states, so that
+        one step can be differentiated with its input held fixed.
+        ``step``: ``step[k]`` is :math:`\phi(w\,h_{k-1} + u\,x_k)` with
+        :math:`h_{k-1}` the *symbol* (``step[0]`` is ``None``).
+        ``h``: ``h[k]`` is :math:`h_k` written out in the leaves (``h[0]`` is ``h0``).
+        ``phi``: the activation, ``T``: the number of steps.
+    """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= 4:
+        raise ValueError(f"n_steps must be an int from 1 to 4; got {n_steps!r}")
+    if isinstance(activation, str):
+        try:
+            phi = _ACTIVATIONS[activation]
+        except KeyError:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)} or an undefined sympy Function; got {activation!r}"
+            ) from None
+    elif isinstance(activation, sp.core.function.UndefinedFunction):
+        phi = activation
+    else:
+        raise TypeError(
+            f"activation must be a name or an undefined sympy Function such as sympy.Function('phi'); got {activation!r}"
+        )
+    h0 = sp.Symbol("h_0", real=True)
+    x = tuple(sp.Symbol(f"x_{k}", real=True) for k in range(1, n_steps + 1))
+    states = tuple(sp.Symbol(f"h_{k}", real=True) for k in range(1, n_steps + 1))
+    held = (h0,) + states
+    step = (None,) + tuple(phi(w * held[k - 1] + u * x[k - 1]) for k in range(1, n_steps + 1))
+    h = [h0]
+    for k in range(1, n_steps + 1):
+        h.append(step[k].subs(held[k - 1], h[k - 1]))
+    return SimpleNamespace(w=w, u=u, h0=h0, x=x, states=states, step=step, h=tuple(h), phi=phi, T=n_steps)
+
+
+def _check_step(rnn: SimpleNamespace, k: int, low: int = 1) -> None:
+    if not isinstance(rnn, SimpleNamespace) or not hasattr(rnn, "step"):
+        raise TypeError("rnn must be the namespace returned by scalar_rnn()")
+    if isinstance(k, bool) or not isinstance(k, int) or not low <= k <= rnn.T:
+        raise ValueError(f"step must be an int from {low} to {rnn.T}; got {k!r}")
+
+
+def _check_wrt(rnn: SimpleNamespace, wrt: sp.Symbol) -> None:
+    if wrt not in (rnn.w, rnn.u):
+        raise ValueError(f"wrt must be the weight w or u; got {wrt!r}")
+
+
+def to_leaves(rnn: SimpleNamespace, expr: sp.Expr) -> sp.Expr:
+    """Replace each state symbol ``h_k`` (k >= 1) in ``expr`` by its expression in the leaves."""
+    if not isinstance(rnn, SimpleNamespace) or not hasattr(rnn, "states"):
+        raise TypeError("rnn must be the namespace returned by scalar_rnn()")
+    return expr.subs({s: rnn.h[k] for k, s in enumerate(rnn.states, start=1)}, simultaneous=True)
+
+
+def _in_states(rnn: SimpleNamespace, expr: sp.Expr, k: int) -> sp.Expr:
+    """Write ``phi(a_k)`` as the state symbol ``h_k`` where it appears."""
+    return expr.subs(rnn.step[k], rnn.states[k - 1])
+
+
+def to_states(rnn: SimpleNamespace, expr: sp.Expr) -> sp.Expr:
+    """Write each state ``h_k`` spelled out in the leaves as its symbol (latest first), for display."""
+    if not isinstance(rnn, SimpleNamespace) or not hasattr(rnn, "states"):
+        raise TypeError("rnn must be the namespace returned by scalar_rnn()")
+    for k in range(rnn.T, 0, -1):
+        expr = expr.subs(rnn.h[k], rnn.states[k - 1])
+    return expr
+
+
+def immediate_partial(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = w, *, in_states: bool = False) -> sp.Expr:
+    r"""The immediate partial :math:`\partial^+ h_k / \partial w`: one step, its input held fixed.
+
+    Parameters
+    ----------
+    rnn : SimpleNamespace
+        From :func:`scalar_rnn`.
+    k : int
+        The step, from 1 to ``rnn.T``.
+    wrt : sympy symbol
+        :data:`w` (default) or :data:`u`.
+    in_states : bool
+        If True, the result is written with the state symbols (for tanh,
+        :math:`(1 - h_k^2)\, h_{k-1}`); otherwise in the leaves, ready to be
+        compared with :func:`total_derivative`.
+    """
+    _check_step(rnn, k)
+    _check_wrt(rnn, wrt)
+    d = sp.diff(rnn.step[k], wrt)
+    return _in_states(rnn, d, k) if in_states else to_leaves(rnn, d)
+
+
+def step_jacobian(rnn: SimpleNamespace, k: int, *, in_states: bool = False) -> sp.Expr:
+    r"""The one-step derivative :math:`\partial h_k / \partial h_{k-1}` (for tanh, :math:`(1 - h_k^2)\, w`)."""
+    _check_step(rnn, k, low=2)
+    d = sp.diff(rnn.step[k], rnn.states[k - 2])
+    return _in_states(rnn, d, k) if in_states else to_leaves(rnn, d)
+
+
+def total_derivative(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = w, *, in_states: bool = False) -> sp.Expr:
+    r"""The total derivative :math:`d h_k / d w`: SymPy differentiates :math:`h_k` written out in the leaves.
+
+    With ``in_states=True`` every state that appears spelled out is written as
+    its symbol afterwards, for display (the differentiation itself always
+    sees the whole expression).
+    """
+    _check_step(rnn, k)
+    _check_wrt(rnn, wrt)
+    d = sp.diff(rnn.h[k], wrt)
+    return to_states(rnn, d) if in_states else d
+
+
+def implicit_part(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = w, *, in_states: bool = False) -> sp.Expr:
+    r"""What the immediate partial misses: :math:`d h_k / dw - \partial^+ h_k / \partial w`, factored."""
+    d = sp.factor(total_derivative(rnn, k, wrt) - immediate_partial(rnn, k, wrt))
+    return to_states(rnn, d) if in_states else d
+
+
+def sum_over_paths(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = w, *, in_states: bool = False) -> tuple[sp.Expr, ...]:
+    r"""The terms of the sum over paths, one per step where ``wrt`` enters.
+
+    Term ``j`` (``j = 1 .. k``) is
+    :math:`\big(\prod_{i=j+1}^{k} \partial h_i / \partial h_{i-1}\big)\, \partial^+ h_j / \partial w`,
+    written in the leaves (or with the state symbols if ``in_states``). Their
+    sum is the total derivative (:func:`prove_sum_over_paths`).
+    """
+    _check_step(rnn, k)
+    _check_wrt(rnn, wrt)
+    terms = []
+    for j in range(1, k + 1):
+        factor = sp.Mul(*[step_jacobian(rnn, i) for i in range(j + 1, k + 1)])
+        terms.append(factor * immediate_partial(rnn, j, wrt))
+    return tuple(to_states(rnn, term) for term in terms) if in_states else tuple(terms)
+
+
+def prove_sum_over_paths(n_steps: int = 2, activation="tanh", wrt: sp.Symbol = w) -> bool:
+    r"""Prove :math:`d h_T / dw = \sum_k (\prod \partial h_j / \partial h_{j-1})\, \partial^+ h_k / \partial w`.
+
+    For ``n_steps = 2`` this is
+    :math:`d h_2 / dw = \partial^+ h_2 / \partial w + (\partial h_2 / \partial h_1)(d h_1 / dw)`.
+    """
+    rnn = scalar_rnn(n_steps, activation)
+    difference = total_derivative(rnn, n_steps, wrt) - sp.Add(*sum_over_paths(rnn, n_steps, wrt))
+    difference = sp.expand(difference.doit())
+    return difference == 0 or sp.simplify(difference) == 0
+
+
+# --- the Jacobian of an elementwise activation --------------------------------------
+
+
+def elementwise_jacobian(name: str = "tanh", size: int = 3) -> tuple[sp.Matrix, sp.Matrix]:
+    r"""The Jacobian of :math:`h = \phi(a)` applied entry by entry, two ways.
+
+    Returns ``(componentwise, compact)``: SymPy's Jacobian of the vector
+    :math:`(\phi(a_1), \dots, \phi(a_n))` with respect to :math:`(a_1, \dots, a_n)`,
+    and :math:`\operatorname{diag}(\phi'(a_i))` with the derivative written in the
+    output (``1 - h_i**2`` for tanh, ``s_i*(1 - s_i)`` for the sigmoid, with
+    :math:`h_i` replaced by :math:`\phi(a_i)` so the two can be compared).
+    """
+    from .activations import ACTIVATIONS
+
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"name must be one of {sorted(_ACTIVATIONS)}; got {name!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4:
+        raise ValueError(f"size must be an int from 1 to 4 (explicit symbolic sizes stay small); got {size!r}")
+    act = ACTIVATIONS[name]
+    a_vec = sp.Matrix(size, 1, lambda i, _: sp.Symbol(f"a_{i + 1}", real=True))
+    out = a_vec.applyfunc(_ACTIVATIONS[name])
+    componentwise = out.jacobian(a_vec)
+    compact = sp.diag(*[act.in_output.subs(act.output, out[i]) for i in range(size)])
+    return componentwise, compact
