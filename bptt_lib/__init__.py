@@ -15,3 +15,7 @@ Chapter                                   Modules
 """
 
 __version__ = "0.1.0"
+
+from .clip import clip_by_global_norm, clip_by_value  # noqa: E402  (public since Part III)
+
+__all__ = ["clip_by_global_norm", "clip_by_value", "__version__"]
