@@ -74,3 +74,21 @@ def test_notebook_is_executed_and_clean(path):
         for out in cell.outputs:
             assert out.output_type != "error", cell.source[:80]
             assert "ipykernel_" not in str(out.get("text", "")), cell.source[:80]
+
+
+CDN = re.compile(r"cdn\.|cdnjs|jsdelivr|unpkg|googleapis|<script[^>]+src=\"https?://")
+
+
+def test_built_html_loads_nothing_from_a_cdn():
+    """After `make book` (CI builds first): no page refers to a CDN, and MathJax is local."""
+    html = ROOT / "_build" / "html"
+    if not html.exists():
+        pytest.skip("the book has not been built (run make book first)")
+    pages = [p for p in html.rglob("*.html") if "mathjax" not in p.parts]
+    assert pages
+    offenders = [str(p.relative_to(html)) for p in pages if CDN.search(p.read_text(errors="replace"))]
+    assert not offenders, offenders
+    assert (html / "mathjax" / "tex-chtml.js").exists()
+    chapter = (html / "book" / "ch01_unrolling.html").read_text()
+    assert 'src="../_static/../mathjax/tex-chtml.js' in chapter
+    assert "mybinder.org" in chapter and "colab.research.google.com" in chapter
