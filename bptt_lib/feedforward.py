@@ -27,6 +27,7 @@ import numpy as np
 
 from . import training
 from .kernels import rnn_kernels
+from .softmax import onehot, softmax_and_log
 from .validation import as_array, check_finite_result, require_finite, require_keys
 
 __all__ = [
@@ -137,11 +138,8 @@ def _forward(p: dict, x: np.ndarray) -> Trace:
     ones = np.ones((x.shape[0], 1))
     h = np.tanh(k.output_affine(x, p["U"], p["b"][None, :], ones))   # a = b + U x
     o = k.output_affine(h, p["V"], p["c"][None, :], ones)             # o = c + V h
-    # Shift by the largest real logit so exp cannot overflow; the shift cancels.
-    shifted = o - o.real.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    total = exp.sum(axis=-1, keepdims=True)
-    return Trace(x=x, h=h, o=o, yhat=exp / total, log_yhat=shifted - np.log(total))
+    yhat, log_yhat = softmax_and_log(o)
+    return Trace(x=x, h=h, o=o, yhat=yhat, log_yhat=log_yhat)
 
 
 def _nll(trace: Trace, y: np.ndarray):
@@ -153,8 +151,7 @@ def _backward(p: dict, trace: Trace, y: np.ndarray) -> dict:
     k = rnn_kernels()
     B, K = trace.yhat.shape
     ones = np.ones((B, 1))
-    Y = np.zeros((B, K))
-    Y[np.arange(B), y] = 1.0
+    Y = onehot(y, K)
 
     G_o = k.softmax_nll_grad(trace.yhat, Y, B)                       # dL/do   (B, K)
     dV, dc, G_h = k.output_vjp(G_o, trace.h, p["V"], ones)           # dL/dh   (B, H)

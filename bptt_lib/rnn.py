@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import rnn_kernels
+from .softmax import onehot, softmax_and_log
 from .validation import as_array, check_finite_result, require_finite, require_keys
 
 __all__ = ["PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward", "loss_and_grads"]
@@ -138,11 +139,8 @@ def _forward(p: dict, x: np.ndarray, h0: np.ndarray) -> Trace:
     # The output layer has no recurrence: all T steps in one product.
     o = k.output_affine(h[1:].reshape(T * B, H), p["V"], p["c"][None, :], np.ones((T * B, 1)))
     o = o.reshape(T, B, K)
-    # Shift by the largest real logit so exp cannot overflow; the shift cancels.
-    shifted = o - o.real.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    total = exp.sum(axis=-1, keepdims=True)
-    return Trace(x=x, h=h, o=o, yhat=exp / total, log_yhat=shifted - np.log(total))
+    yhat, log_yhat = softmax_and_log(o)
+    return Trace(x=x, h=h, o=o, yhat=yhat, log_yhat=log_yhat)
 
 
 def forward(params: dict, x, h0=None) -> Trace:
@@ -217,8 +215,7 @@ def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
     T, B, D = trace.x.shape
     H, K = sizes["H"], sizes["K"]
     ones = np.ones((T * B, 1))
-    Y = np.zeros((T * B, K))
-    Y[np.arange(T * B), y.reshape(-1)] = 1.0
+    Y = onehot(y.reshape(-1), K)
 
     G_o = k.softmax_nll_grad(trace.yhat.reshape(T * B, K), Y, B)
     dV, dc, grad_h_from_o = k.output_vjp(G_o, trace.h[1:].reshape(T * B, H), p["V"], ones)

@@ -10,7 +10,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["as_array", "require_keys", "require_finite", "check_finite_result"]
+__all__ = [
+    "as_array", "require_keys", "require_finite", "check_finite_result",
+    "positive_int", "positive_number",
+]
 
 
 def _describe(dims: Sequence[str], sizes: Mapping[str, int]) -> str:
@@ -95,3 +98,23 @@ def check_finite_result(what: str, arrays: Mapping[str, np.ndarray]) -> None:
                 f"{what}: {key} is not finite (overflow or invalid operation); "
                 "check the parameter scale or clip the gradients"
             )
+
+
+def positive_int(name: str, value, *, low: int = 1, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]``; Python and NumPy integers are accepted, bools are not."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be an int {bounds}; got {value}")
+    return int(value)
+
+
+def positive_number(name: str, value, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite float that is positive (or zero, if allowed)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {kind} finite number; got {value!r}")
+    return float(value)

@@ -17,8 +17,10 @@ symbol, SymPy differentiates each output component with respect to each input
 component, and the result is proven equal to the compact matrix form.
 
 *Symbolic sizes, matrix calculus* (:func:`batch_symbols`, :func:`affine_vjps`):
-a batch of ``B`` examples is stacked as the rows of a matrix, so the affine map
-reads ``A = H_prev W^T + X U^T + 1_B b``. Its vector-Jacobian products come
+a batch of ``B`` examples is stacked as the rows of a matrix (row ``i`` is the
+transpose of example ``i``'s column vector), so the affine map reads
+``A = H_prev W^T + X U^T + 1_B b^T``; in code the row ``b^T`` is the
+matrix symbol ``b`` of shape (1, H). Its vector-Jacobian products come
 from differentiating the scalar ``trace(G^T A)`` with respect to each operand,
 and these are the expressions :mod:`bptt_lib.kernels` generates code from.
 """
@@ -102,8 +104,8 @@ def batch_symbols() -> SimpleNamespace:
     """Matrix symbols of symbolic size for one time step of a batch.
 
     Rows are examples: ``H_prev`` (B, H), ``X`` (B, D), ``Hid`` (B, H) for
-    ``h^{(t)}``; parameters ``W`` (H, H), ``U`` (H, D), ``b`` (1, H),
-    ``V`` (K, H), ``c`` (1, K); ``one_B`` (B, 1) is a column of ones that
+    ``h^{(t)}``; parameters ``W`` (H, H), ``U`` (H, D), ``V`` (K, H), and the
+    biases as rows, ``b`` (1, H) for :math:`b^\top` and ``c`` (1, K) for :math:`c^\top`; ``one_B`` (B, 1) is a column of ones that
     copies a bias to every row; ``G_a`` (B, H) and ``G_o`` (B, K) are upstream
     gradients.
     """
@@ -118,12 +120,12 @@ def batch_symbols() -> SimpleNamespace:
 
 
 def hidden_preactivation(sym: SimpleNamespace) -> sp.MatrixExpr:
-    """``A = H_prev W^T + X U^T + 1_B b``: row ``i`` is ``a`` for example ``i``."""
+    """``A = H_prev W^T + X U^T + 1_B b^T``: row ``i`` is ``a^T`` for example ``i``."""
     return sym.H_prev * sym.W.T + sym.X * sym.U.T + sym.one_B * sym.b
 
 
 def output_affine(sym: SimpleNamespace) -> sp.MatrixExpr:
-    """``O = H V^T + 1_B c``: row ``i`` is ``o`` for example ``i``."""
+    """``O = H V^T + 1_B c^T`` (``H`` here is the (B, H) batch of hidden states): row ``i`` is ``o^T`` for example ``i``."""
     return sym.Hid * sym.V.T + sym.one_B * sym.c
 
 
