@@ -1,21 +1,31 @@
 """bptt_lib: the library that the book *BPTT, derived* derives.
 
-Where each chapter's code lives:
+Where each chapter's code lives (SymPy derivations under :mod:`bptt_lib.derive`,
+NumPy code generated from them at the top level):
 
-========================================  =====================================
-Chapter                                   Modules
-========================================  =====================================
-1. Unrolling a recurrent network          :mod:`bptt_lib.unrolling`, :mod:`bptt_lib.rnn`
-2. The chain rule for many variables      :mod:`bptt_lib.chain_rule`, :mod:`bptt_lib.derive.activations`
-3. Backpropagation, recalled              :mod:`bptt_lib.feedforward`
-(all chapters)                            :mod:`bptt_lib.derive` -> :mod:`bptt_lib.codegen`
-                                          -> :mod:`bptt_lib.kernels`; :mod:`bptt_lib.gradcheck`;
-                                          :mod:`bptt_lib.exercises`; :mod:`bptt_lib.plotting`
-========================================  =====================================
+==========================================  ==========================================================
+Chapter                                     Modules
+==========================================  ==========================================================
+1. Unrolling a recurrent network            :mod:`~bptt_lib.unrolling`, :mod:`~bptt_lib.derive.unrolling`, :mod:`~bptt_lib.rnn`
+2. The chain rule for many variables        :mod:`~bptt_lib.chain_rule`, :mod:`~bptt_lib.derive.chain_rule`, :mod:`~bptt_lib.derive.activations`
+3. Backpropagation, recalled                :mod:`~bptt_lib.feedforward`, :mod:`~bptt_lib.derive.feedforward`
+4. Three paths back in time                 :mod:`~bptt_lib.scalar_rnn`, :mod:`~bptt_lib.derive.scalar_rnn`
+5. The total loss and the implicit part     :mod:`~bptt_lib.implicit_recursion`, :mod:`~bptt_lib.derive.implicit_recursion`
+6. BPTT in vector form                      :mod:`~bptt_lib.rnn`, :mod:`~bptt_lib.vector_bptt`, :mod:`~bptt_lib.derive.bptt`
+7. Two views, one gradient                  :mod:`~bptt_lib.path_sum`
+8. Products of Jacobians                    :mod:`~bptt_lib.jacobian_products`, :mod:`~bptt_lib.derive.jacobian_products`
+9. Remedies                                 :mod:`~bptt_lib.clip`, :mod:`~bptt_lib.remedies`, :mod:`~bptt_lib.derive.relu`
+10. Long-term dependencies                  :mod:`~bptt_lib.tasks`, :mod:`~bptt_lib.long_term`
+(every chapter)                             :mod:`~bptt_lib.derive` -> :mod:`~bptt_lib.codegen` -> :mod:`~bptt_lib.kernels`;
+                                            :mod:`~bptt_lib.gradcheck`, :mod:`~bptt_lib.training`, :mod:`~bptt_lib.optim`,
+                                            :mod:`~bptt_lib.softmax`, :mod:`~bptt_lib.validation`,
+                                            :mod:`~bptt_lib.exercises`, :mod:`~bptt_lib.plotting`,
+                                            :mod:`~bptt_lib.student_edition`
+==========================================  ==========================================================
 """
 
 __version__ = "0.1.0"
 
-from .clip import clip_by_global_norm, clip_by_value  # noqa: E402  (public since Part III)
+from .clip import clip_by_global_norm, clip_by_value  # noqa: E402
 
 __all__ = ["clip_by_global_norm", "clip_by_value", "__version__"]

@@ -5,11 +5,13 @@ turns them into NumPy functions with :func:`bptt_lib.codegen.generate` and
 draws the chapter's figures.
 
 - :func:`scalar_rnn_states`: the forward pass of the scalar RNN
-  :math:`h_t = \tanh(w h_{t-1} + u x_t)`, real or complex (for the complex step).
+  :math:`h^{(t)} = \tanh(w h^{(t-1)} + u x^{(t)})`, real or complex (for the
+  complex step); each step is the generated kernel of :func:`scalar_step_kernel`.
 - :func:`two_step_kernels`: generated kernels for :math:`d h_2 / dw`, the
   immediate partial :math:`\partial^+ h_2 / \partial w` and the implicit part.
 - :func:`finite_difference_errors`: errors of central differences and of the
-  complex step over a range of step sizes.
+  complex step over a range of step sizes, measured with
+  :func:`bptt_lib.gradcheck.relative_error`.
 - :func:`plot_activation_derivatives`, :func:`plot_total_vs_immediate`,
   :func:`plot_step_size_errors`: the figures.
 """
@@ -29,7 +31,7 @@ from .derive import activations
 from .derive import chain_rule as derive_cr
 
 __all__ = [
-    "scalar_rnn_states", "two_step_kernels", "activation_kernels",
+    "scalar_step_kernel", "scalar_rnn_states", "two_step_kernels", "activation_kernels",
     "finite_difference_errors",
     "plot_activation_derivatives", "plot_total_vs_immediate", "plot_step_size_errors",
 ]
@@ -48,8 +50,20 @@ def _real_scalar(name: str, value, *, allow_complex: bool = False):
     return arr.item()
 
 
+@functools.cache
+def scalar_step_kernel():
+    r"""One step of the scalar tanh RNN, generated: ``step(w, u, h_0, x_1)`` is :math:`\tanh(w h^{(0)} + u x^{(1)})`.
+
+    The expression is ``step[1]`` of :func:`bptt_lib.derive.chain_rule.scalar_rnn`;
+    the kernel broadcasts and accepts complex arguments.
+    """
+    rnn = derive_cr.scalar_rnn(1, "tanh")
+    return generate("scalar_step", [rnn.w, rnn.u, rnn.h0, rnn.x[0]], rnn.step[1],
+                    "One step h = tanh(w h_prev + u x) of the scalar RNN.")
+
+
 def scalar_rnn_states(w, u, h0, x) -> np.ndarray:
-    r"""States :math:`h_0, h_1, \dots, h_T` of the scalar RNN :math:`h_t = \tanh(w h_{t-1} + u x_t)`.
+    r"""States :math:`h^{(0)}, \dots, h^{(T)}` of the scalar RNN :math:`h^{(t)} = \tanh(w h^{(t-1)} + u x^{(t)})`.
 
     Parameters
     ----------
@@ -77,8 +91,9 @@ def scalar_rnn_states(w, u, h0, x) -> np.ndarray:
     dtype = np.complex128 if isinstance(w, complex) or isinstance(u, complex) else np.float64
     states = np.empty(x.size + 1, dtype=dtype)
     states[0] = h0
+    step = scalar_step_kernel()
     for k, x_k in enumerate(x, start=1):
-        states[k] = np.tanh(w * states[k - 1] + u * x_k)
+        states[k] = step(w, u, states[k - 1], x_k)
     return states
 
 
@@ -137,8 +152,10 @@ def finite_difference_errors(f: Callable, df: float, x0: float, steps) -> dict:
     -------
     dict
         ``"steps"``, ``"central"`` and ``"complex"``: arrays of shape ``(n,)``,
-        the relative errors :math:`|\tilde f' - f'| / |f'|` (a zero error is
-        reported as machine epsilon, so that it can be drawn on a log scale).
+        the relative errors :func:`bptt_lib.gradcheck.relative_error` of each
+        estimate :math:`\tilde f'` against :math:`f'` (for scalars,
+        :math:`|\tilde f' - f'| / \max(|f'|, |\tilde f'|)`); a zero error is
+        reported as machine epsilon, so that it can be drawn on a log scale.
     """
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
@@ -158,7 +175,10 @@ def finite_difference_errors(f: Callable, df: float, x0: float, steps) -> dict:
         central.append(gradcheck.central_difference(g, {"x": x0}, eps=eps)["x"])
         complex_.append(gradcheck.complex_step(g, {"x": x0}, eps=eps)["x"])
     tiny = np.finfo(float).eps
-    err = lambda approx: np.maximum(np.abs(np.array(approx, dtype=float) - df) / abs(df), tiny)
+
+    def err(estimates):
+        return np.array([max(gradcheck.relative_error(df, e), tiny) for e in estimates])
+
     return {"steps": steps, "central": err(central), "complex": err(complex_)}
 
 
@@ -187,6 +207,7 @@ def plot_activation_derivatives(a_max: float = 6.0):
         ax.annotate(f"peak {peak} at $a = {where}$", (float(where), float(peak)),
                     textcoords="offset points", xytext=(8, 6))
         ax.set_xlabel("pre-activation $a$")
+        ax.set_ylabel(f"{name} and its derivative")
         ax.set_title(name)
         ax.legend(loc="lower right" if name == "tanh" else "upper left")
     axes[0].set_ylim(-1.15, 1.3)

@@ -28,7 +28,9 @@ import numpy as np
 from . import training
 from .kernels import rnn_kernels
 from .softmax import onehot, softmax_and_log
-from .validation import as_array, check_finite_result, require_finite, require_keys
+from .validation import (
+    as_array, check_finite_result, positive_int, positive_number, require_finite, require_keys,
+)
 
 __all__ = [
     "PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward",
@@ -83,13 +85,12 @@ def init_params(n_in: int, n_hidden: int, n_out: int, *, rng: np.random.Generato
         ``"U"`` (H, D) and ``"V"`` (K, H) drawn from a normal distribution;
         ``"b"`` (H,) and ``"c"`` (K,) zero.
     """
-    for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}")
+    n_in, n_hidden, n_out = (positive_int(name, value) for name, value in
+                             (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)))
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
-    if scale is not None and not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive finite number; got {scale!r}")
+    if scale is not None:
+        scale = positive_number("scale", scale)
 
     def weight(rows, cols):
         std = scale if scale is not None else 1.0 / np.sqrt(cols)
@@ -148,15 +149,25 @@ def _nll(trace: Trace, y: np.ndarray):
 
 
 def _backward(p: dict, trace: Trace, y: np.ndarray) -> dict:
+    return _backward_from(trace.x, trace.h, trace.yhat, y, p["V"], p["U"])
+
+
+def _backward_from(x, h, yhat, y, V, U=None) -> dict:
+    """The backward pass from the stored ``x``, ``h``, ``yhat``; it reads only ``V`` among the parameters.
+
+    ``U`` only enters the unused gradient with respect to ``x``; without it a
+    zero array of the right shape stands in.
+    """
     k = rnn_kernels()
-    B, K = trace.yhat.shape
+    B, K = yhat.shape
     ones = np.ones((B, 1))
     Y = onehot(y, K)
+    U = np.zeros((h.shape[1], x.shape[1])) if U is None else U
 
-    G_o = k.softmax_nll_grad(trace.yhat, Y, B)                       # dL/do   (B, K)
-    dV, dc, G_h = k.output_vjp(G_o, trace.h, p["V"], ones)           # dL/dh   (B, H)
-    G_a = k.tanh_vjp(G_h, trace.h)                                   # dL/da   (B, H)
-    dU, db, _ = k.output_vjp(G_a, trace.x, p["U"], ones)             # dL/dx is not needed
+    G_o = k.softmax_nll_grad(yhat, Y, B)                             # dL/do   (B, K)
+    dV, dc, G_h = k.output_vjp(G_o, h, V, ones)                      # dL/dh   (B, H)
+    G_a = k.tanh_vjp(G_h, h)                                         # dL/da   (B, H)
+    dU, db, _ = k.output_vjp(G_a, x, U, ones)                         # dL/dx is not needed
     grads = {"U": dU, "b": db.reshape(-1), "V": dV, "c": dc.reshape(-1)}
     check_finite_result("backward", grads)
     return grads
@@ -307,10 +318,8 @@ def train(params: dict, x, y, *, lr: float, steps: int) -> tuple[dict, np.ndarra
         If the loss or a gradient stops being finite (a learning rate far too large).
     """
     p, x, y = _check_inputs(params, x, y, kind="float")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number; got {lr!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive int; got {steps!r}")
+    lr = positive_number("lr", lr)
+    steps = positive_int("steps", steps)
     # Inputs are validated once, here; every step then calls the unchecked core.
     trained, record = training.train(p, (x, y), steps=steps, lr=lr, loss_and_grads=_loss_and_grads)
     if record.diverged_at is not None:
@@ -333,13 +342,11 @@ def spirals(n_per_class: int, n_classes: int = 3, *, rng: np.random.Generator, n
     x : ndarray, (n_per_class * n_classes, 2)
     y : ndarray of int, (n_per_class * n_classes,)
     """
-    for name, value in (("n_per_class", n_per_class), ("n_classes", n_classes)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}")
+    n_per_class = positive_int("n_per_class", n_per_class)
+    n_classes = positive_int("n_classes", n_classes)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a non-negative finite number; got {noise!r}")
+    noise = positive_number("noise", noise, allow_zero=True)
     r = np.tile(np.linspace(0.05, 1.0, n_per_class), n_classes)
     y = np.repeat(np.arange(n_classes), n_per_class)
     t = 2 * np.pi * y / n_classes + 4 * r + noise * rng.standard_normal(r.shape)

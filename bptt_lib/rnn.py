@@ -26,7 +26,10 @@ from .kernels import rnn_kernels
 from .softmax import onehot, softmax_and_log
 from .validation import as_array, check_finite_result, require_finite, require_keys
 
-__all__ = ["PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward", "loss_and_grads"]
+__all__ = [
+    "PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward", "loss_and_grads",
+    "check_params", "check_inputs", "check_targets", "forward_unchecked", "nll", "output_grads",
+]
 
 PARAM_SHAPES = {"U": ("H", "D"), "W": ("H", "H"), "V": ("K", "H"), "b": ("H",), "c": ("K",)}
 """Each parameter's shape in the book's dimension names."""
@@ -96,7 +99,12 @@ def init_params(n_in: int, n_hidden: int, n_out: int, *, rng: np.random.Generato
     }
 
 
-def _check_params(params, sizes: dict, kind: str) -> dict:
+def check_params(params, sizes: dict, kind: str) -> dict:
+    """Validate the parameter dict; record ``H``, ``K``, ``D`` in ``sizes``; return float/complex arrays.
+
+    ``kind`` is ``"float"`` (real only) or ``"number"`` (complex allowed, for the complex step).
+    Other modules that run a variant of this RNN call it so that their errors read the same.
+    """
     require_keys("params", params, list(PARAM_SHAPES))
     checked = {}
     # W and V fix H and K before the others are compared with them.
@@ -107,9 +115,14 @@ def _check_params(params, sizes: dict, kind: str) -> dict:
     return checked
 
 
-def _check_inputs(params, x, h0, kind: str):
+def check_inputs(params, x, h0, kind: str):
+    """Validate ``params``, ``x`` (T, B, D) and ``h0`` (B, H; zeros if None).
+
+    Returns ``(params, x, h0, sizes)`` with arrays converted and ``sizes`` the
+    dict of ``T, B, D, H, K``.
+    """
     sizes: dict = {}
-    p = _check_params(params, sizes, kind)
+    p = check_params(params, sizes, kind)
     x = as_array("x", x, ("T", "B", "D"), sizes)
     require_finite("x", x)
     if h0 is None:
@@ -119,14 +132,16 @@ def _check_inputs(params, x, h0, kind: str):
     return p, x, h0, sizes
 
 
-def _check_targets(y, sizes: dict) -> np.ndarray:
+def check_targets(y, sizes: dict) -> np.ndarray:
+    """Validate integer targets ``y`` (T, B) in ``[0, K)`` against ``sizes``."""
     y = as_array("y", y, ("T", "B"), sizes, kind="int")
     if y.min() < 0 or y.max() >= sizes["K"]:
         raise ValueError(f"y must hold class indices in [0, K={sizes['K']}); got values from {y.min()} to {y.max()}")
     return y
 
 
-def _forward(p: dict, x: np.ndarray, h0: np.ndarray) -> Trace:
+def forward_unchecked(p: dict, x: np.ndarray, h0: np.ndarray) -> Trace:
+    """:func:`forward` on inputs already validated by :func:`check_inputs` (no checks repeated)."""
     k = rnn_kernels()
     T, B, _ = x.shape
     H, K = p["W"].shape[0], p["V"].shape[0]
@@ -160,11 +175,12 @@ def forward(params: dict, x, h0=None) -> Trace:
     Trace
         With ``h`` (T + 1, B, H), ``o`` and ``yhat`` (T, B, K).
     """
-    p, x, h0, _ = _check_inputs(params, x, h0, kind="number")
-    return _forward(p, x, h0)
+    p, x, h0, _ = check_inputs(params, x, h0, kind="number")
+    return forward_unchecked(p, x, h0)
 
 
-def _nll(trace: Trace, y: np.ndarray) -> np.ndarray:
+def nll(trace: Trace, y: np.ndarray) -> np.ndarray:
+    """The loss of a stored forward pass: summed over time, averaged over the batch."""
     T, B = y.shape
     picked = np.take_along_axis(trace.log_yhat, y[..., None], axis=-1)
     return -picked.sum() / B
@@ -176,9 +192,35 @@ def loss(params: dict, x, y, h0=None):
     Accepts complex parameters, so that :func:`bptt_lib.gradcheck.complex_step`
     can differentiate it.
     """
-    p, x, h0, sizes = _check_inputs(params, x, h0, kind="number")
-    y = _check_targets(y, sizes)
-    return _nll(_forward(p, x, h0), y)
+    p, x, h0, sizes = check_inputs(params, x, h0, kind="number")
+    y = check_targets(y, sizes)
+    return nll(forward_unchecked(p, x, h0), y)
+
+
+def output_grads(p: dict, trace: Trace, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The output layer's part of the backward pass, for all steps at once.
+
+    With :math:`\nabla_{o^{(t)}} L = (\hat y^{(t)} - \mathrm{onehot}(y^{(t)}))/B`
+    (kernel ``softmax_nll_grad``) and the output VJP (kernel ``output_vjp``):
+
+    Returns
+    -------
+    dV : ndarray, (K, H)
+        :math:`\sum_t \nabla_{o^{(t)}} L \, h^{(t)\top}`.
+    dc : ndarray, (K,)
+        :math:`\sum_t \nabla_{o^{(t)}} L`.
+    grad_h_from_o : ndarray, (T, B, H)
+        ``[t - 1]`` is :math:`V^\top \nabla_{o^{(t)}} L`, the gradient reaching
+        :math:`h^{(t)}` through its own output only.
+
+    ``p`` and ``y`` must already be validated (:func:`check_params`, :func:`check_targets`).
+    """
+    k = rnn_kernels()
+    T, B, _ = trace.x.shape
+    H, K = p["W"].shape[0], p["V"].shape[0]
+    G_o = k.softmax_nll_grad(trace.yhat.reshape(T * B, K), onehot(y.reshape(-1), K), B)
+    dV, dc, grad_h_from_o = k.output_vjp(G_o, trace.h[1:].reshape(T * B, H), p["V"], np.ones((T * B, 1)))
+    return dV, dc.reshape(K), grad_h_from_o.reshape(T, B, H)
 
 
 def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
@@ -206,20 +248,16 @@ def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
         If a gradient is not finite.
     """
     sizes: dict = {}
-    p = _check_params(params, sizes, kind="float")
+    p = check_params(params, sizes, kind="float")
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be the Trace returned by forward; got {type(trace).__name__}")
     as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
-    y = _check_targets(y, sizes)
+    y = check_targets(y, sizes)
     k = rnn_kernels()
     T, B, D = trace.x.shape
     H, K = sizes["H"], sizes["K"]
     ones = np.ones((T * B, 1))
-    Y = onehot(y.reshape(-1), K)
-
-    G_o = k.softmax_nll_grad(trace.yhat.reshape(T * B, K), Y, B)
-    dV, dc, grad_h_from_o = k.output_vjp(G_o, trace.h[1:].reshape(T * B, H), p["V"], ones)
-    grad_h_from_o = grad_h_from_o.reshape(T, B, H)
+    dV, dc, grad_h_from_o = output_grads(p, trace, y)
 
     grad_h = np.empty((T, B, H))
     G_a = np.empty((T, B, H))
@@ -232,7 +270,7 @@ def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
     dW, dU, db = k.hidden_vjp_params(
         G_a.reshape(T * B, H), trace.h[:-1].reshape(T * B, H), trace.x.reshape(T * B, D), ones
     )
-    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc.reshape(K)}
+    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc}
     check_finite_result("loss_and_grads", grads)
     return grads, grad_h
 
@@ -264,10 +302,10 @@ def loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
     FloatingPointError
         If the loss or a gradient is not finite.
     """
-    p, x, h0, sizes = _check_inputs(params, x, h0, kind="float")
-    y = _check_targets(y, sizes)
-    trace = _forward(p, x, h0)
-    value = float(_nll(trace, y))
+    p, x, h0, sizes = check_inputs(params, x, h0, kind="float")
+    y = check_targets(y, sizes)
+    trace = forward_unchecked(p, x, h0)
+    value = float(nll(trace, y))
     check_finite_result("loss_and_grads", {"loss": np.asarray(value)})
     grads, _ = backward(p, trace, y)
     return value, grads

@@ -22,7 +22,7 @@ from .codegen import generate
 from .derive import unrolling as derive_unrolling
 from .kernels import rnn_kernels
 from .rnn import PARAM_SHAPES
-from .validation import as_array, require_finite, require_keys
+from .validation import as_array, positive_int, require_finite, require_keys
 
 __all__ = [
     "count_parameters", "rnn_step", "closed_form_kernel", "unrolled_hidden_state",
@@ -31,12 +31,6 @@ __all__ = [
 
 GRAPH_COLORS = {"U": "#0b5394", "W": "#cc4125", "V": "#6aa84f", "other": "#444444"}
 """Arrow colours of the drawings: one colour per shared weight matrix."""
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
 
 
 def count_parameters(n_in: int, n_hidden: int, n_out: int) -> dict:
@@ -54,8 +48,8 @@ def count_parameters(n_in: int, n_hidden: int, n_out: int) -> dict:
         No entry depends on the sequence length ``T``: the same arrays are
         used at every step.
     """
-    sizes = {"D": _positive_int("n_in", n_in), "H": _positive_int("n_hidden", n_hidden),
-             "K": _positive_int("n_out", n_out)}
+    sizes = {"D": positive_int("n_in", n_in), "H": positive_int("n_hidden", n_hidden),
+             "K": positive_int("n_out", n_out)}
     counts = {name: int(np.prod([sizes[d] for d in dims])) for name, dims in PARAM_SHAPES.items()}
     counts["total"] = sum(counts.values())
     return counts
@@ -149,6 +143,8 @@ def unrolled_hidden_state(params: dict, x, h0=None) -> np.ndarray:
     x = as_array("x", x, ("T", "D"), sizes)
     h0 = np.zeros(sizes["H"]) if h0 is None else h0
     h0 = as_array("h0", h0, ("H",), sizes)
+    for name, arr in (('params["W"]', W), ('params["U"]', U), ('params["b"]', b), ("x", x), ("h0", h0)):
+        require_finite(name, arr)
     if sizes["T"] > 5 or sizes["H"] > 3 or sizes["D"] > 3:
         raise ValueError(
             f"the closed form is generated for T <= 5 and H, D <= 3; got T={sizes['T']}, "
@@ -169,7 +165,7 @@ def saturated_fraction(h, threshold: float = 0.95) -> float:
     threshold : float
         A number in (0, 1).
     """
-    if not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
+    if isinstance(threshold, bool) or not (isinstance(threshold, (int, float, np.floating)) and 0 < threshold < 1):
         raise ValueError(f"threshold must be a number in (0, 1); got {threshold!r}")
     h = np.asarray(h, dtype=float)
     if h.size == 0:
@@ -196,8 +192,7 @@ def _node(ax, xy, text, *, fill="white", edge="#222222", radius=_R, fontsize=11)
     ax.text(*xy, text, ha="center", va="center", fontsize=fontsize, zorder=4)
 
 
-def _arrow(ax, start, end, *, color, label=None, label_offset=(0.0, 0.0), rad=0.0, fontsize=10,
-           shrink=_R * 72 * 0.62):
+def _arrow(ax, start, end, *, color, label=None, label_offset=(0.0, 0.0), rad=0.0, fontsize=10):
     from matplotlib.patches import FancyArrowPatch
 
     ax.add_patch(FancyArrowPatch(
@@ -262,12 +257,11 @@ def draw_folded_graph(ax, *, title: str | None = "folded: one cell and a loop") 
     """
     _require_axes(ax)
     h = _column(ax, 0.0, "")
-    # The recurrence: an arc leaving h on the right and coming back on the left, over the top
-    # would cross o, so the loop sits to the right of h.
     from matplotlib.patches import FancyArrowPatch
     from matplotlib.path import Path
 
-    # The recurrence: a loop that leaves h on the right and re-enters it, one step later.
+    # The recurrence: a loop that leaves h on the right and re-enters it, one step later
+    # (an arc over the top would cross o, so the loop sits to the right of h).
     a_out, a_in = np.deg2rad(35), np.deg2rad(-35)
     start = (h[0] + _R * np.cos(a_out), h[1] + _R * np.sin(a_out))
     end = (h[0] + _R * np.cos(a_in), h[1] + _R * np.sin(a_in))
@@ -298,8 +292,7 @@ def draw_unrolled_graph(ax, T: int = 3, *, title: str | None = None) -> None:
         Axes title; by default ``"unrolled over T = ... steps"``.
     """
     _require_axes(ax)
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 1 <= T <= 8:
-        raise ValueError(f"T must be an int from 1 to 8 (a readable drawing); got {T!r}")
+    T = positive_int("T", T, low=1, high=8)
     step = 1.9
     h0 = (0.0, _ROWS["h"])
     _node(ax, h0, r"$h^{(0)}$", fill=_FILL["h"], fontsize=10)

@@ -87,9 +87,27 @@ def test_using_total_derivatives_in_the_sum_double_counts():
     assert sp.expand(wrong - total - dcr.implicit_part(rnn, 2)) == 0
 
 
+def test_time_indices_are_superscripts_and_names_are_identifiers():
+    rnn = dcr.scalar_rnn(2)
+    assert sp.latex(rnn.states[1]) == "h^{(2)}" and sp.latex(rnn.x[0]) == "x^{(1)}"
+    assert sp.latex(rnn.h0) == "h^{(0)}"
+    assert [s.name for s in (rnn.h0, *rnn.x, *rnn.states)] == ["h_0", "x_1", "x_2", "h_1", "h_2"]
+    # A chapter may still rename the states for display.
+    assert sp.latex(rnn.states[0], symbol_names={rnn.states[0]: "S_1"}) == "S_1"
+    assert "h_0" in source_of(cr.two_step_kernels().total_dw)
+
+
+def test_activations_come_from_derive_activations():
+    from bptt_lib.derive import activations
+    rnn = dcr.scalar_rnn(1, "sigmoid")
+    assert rnn.step[1] == activations.ACTIVATIONS["sigmoid"].of_a.subs(activations.a, dcr.w * rnn.h0 + dcr.u * rnn.x[0])
+
+
 def test_scalar_rnn_validation():
     with pytest.raises(ValueError):
         dcr.scalar_rnn(0)
+    with pytest.raises(TypeError):
+        dcr.scalar_rnn(2.0)
     with pytest.raises(ValueError):
         dcr.scalar_rnn(2, "relu")
     with pytest.raises(TypeError):
@@ -164,6 +182,19 @@ def test_two_step_kernels_are_generated():
     assert "tanh" in source_of(k.total_dw)
 
 
+def test_scalar_rnn_states_calls_the_generated_step(monkeypatch):
+    step = cr.scalar_step_kernel()
+    assert step.expr == dcr.scalar_rnn(1).step[1]
+    calls = []
+    monkeypatch.setattr(cr, "scalar_step_kernel", lambda: (lambda *a: calls.append(1) or step(*a)))
+    states = cr.scalar_rnn_states(0.7, 0.3, 0.1, [1.0, -2.0, 0.5])
+    assert len(calls) == 3
+    h = 0.1
+    for x_t in (1.0, -2.0, 0.5):
+        h = np.tanh(0.7 * h + 0.3 * x_t)
+    assert abs(states[-1] - h) < 1e-15
+
+
 def test_scalar_rnn_states_validation_and_complex():
     states = cr.scalar_rnn_states(0.5 + 1e-30j, 1.0, 0.0, [1.0, 2.0])
     assert states.dtype == np.complex128 and states.shape == (3,)
@@ -179,6 +210,9 @@ def test_finite_difference_errors_shapes_and_validation():
     errs = cr.finite_difference_errors(np.sin, np.cos(0.3), 0.3, [1e-2, 1e-4])
     assert errs["central"].shape == (2,) and errs["complex"].shape == (2,)
     assert errs["central"][1] < errs["central"][0]
+    # The errors are gradcheck's relative errors, not a private definition.
+    approx = (np.sin(0.3 + 1e-2) - np.sin(0.3 - 1e-2)) / 2e-2
+    assert np.isclose(errs["central"][0], gradcheck.relative_error(np.cos(0.3), approx), rtol=1e-6)
     with pytest.raises(ValueError):
         cr.finite_difference_errors(np.sin, 1.0, 0.0, [0.0])
     with pytest.raises(TypeError):

@@ -212,6 +212,14 @@ def test_bad_inputs_raise_naming_the_argument():
         ff.init_params(2, 3, 3, rng=0)
     with pytest.raises(TypeError, match="rng"):
         ff.spirals(10, rng=0)
+    with pytest.raises(TypeError, match="scale"):
+        ff.init_params(2, 3, 3, rng=np.random.default_rng(0), scale="a")
+    with pytest.raises(TypeError, match="noise"):
+        ff.spirals(10, rng=np.random.default_rng(0), noise="x")
+    with pytest.raises(ValueError, match="noise"):
+        ff.spirals(10, rng=np.random.default_rng(0), noise=-0.1)
+    with pytest.raises(TypeError, match="steps"):
+        ff.train(params, x, y, lr=0.1, steps=2.5)
 
 
 def test_overflowing_parameters_raise_floating_point_error():
@@ -245,6 +253,16 @@ def test_checker_accepts_reference_and_honest_solution():
     from bptt_lib.exercises.backprop import reference_tiny_backward
     assert verdict("tiny_backward", reference_tiny_backward)
     assert verdict("tiny_backward", _honest)
+
+
+def test_reference_tiny_backward_equals_the_library_backward():
+    from bptt_lib.exercises.backprop import reference_tiny_backward
+    params, x, y = problem(6, 3, 4, 3)
+    trace = ff.forward(params, x)
+    expected = ff.backward(params, trace, y)
+    got = reference_tiny_backward(x, trace.h, trace.yhat, y, params["V"])
+    for key in expected:
+        assert gradcheck.relative_error(got[key], expected[key]) < 1e-14
 
 
 @pytest.mark.parametrize("wrong", [

@@ -91,10 +91,17 @@ def test_count_parameters_does_not_depend_on_T():
     assert sum(v.size for v in params.values()) == counts["total"]
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3"])
-def test_count_parameters_rejects_bad_sizes(bad):
-    with pytest.raises(ValueError, match="n_hidden"):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError),
+                                        (True, TypeError), ("3", TypeError)])
+def test_count_parameters_rejects_bad_sizes(bad, error):
+    with pytest.raises(error, match="n_hidden"):
         unrolling.count_parameters(2, bad, 2)
+
+
+def test_numpy_ints_are_accepted_everywhere():
+    # Sizes often come from array shapes, which are numpy ints: the numeric and the symbolic side agree.
+    assert unrolling.count_parameters(np.int64(2), 3, 2)["total"] == 2 * 3 + 9 + 6 + 3 + 2
+    assert derive_unrolling.unrolled_symbols(np.int64(3)).T == 3
 
 
 def test_bad_inputs_raise_with_names_and_shapes():
@@ -113,6 +120,10 @@ def test_bad_inputs_raise_with_names_and_shapes():
         unrolling.rnn_step(np.zeros((1, 2)), np.zeros((1, 2)), params["U"], np.zeros((2, 3)), params["b"])
     with pytest.raises(ValueError, match="non-finite"):
         unrolling.rnn_step(np.full((1, 2), np.nan), np.zeros((1, 2)), params["U"], params["W"], params["b"])
+    with pytest.raises(ValueError, match="x holds a non-finite"):
+        unrolling.unrolled_hidden_state(params, np.where(np.eye(3, 2) > 0, np.nan, x), h0)
+    with pytest.raises(ValueError, match="h0 holds a non-finite"):
+        unrolling.unrolled_hidden_state(params, x, np.array([np.inf, 0.0]))
     with pytest.raises(ValueError, match="T must be an int"):
         derive_unrolling.unrolled_symbols(9)
     with pytest.raises(TypeError, match="sym must be"):
@@ -141,7 +152,7 @@ def test_drawings_add_patches_and_validate():
 
 def test_checkers_accept_the_reference_and_reject_wrong_answers():
     assert verdict("rnn_step", get("rnn_step").reference)
-    assert verdict("count_parameters", get("count_parameters").reference)
+    assert verdict("n_parameters_untied", get("n_parameters_untied").reference)
 
     def transposed_W(h_prev, x, U, W, b):
         return np.tanh(h_prev @ W + x @ U.T + b)
@@ -154,8 +165,10 @@ def test_checkers_accept_the_reference_and_reject_wrong_answers():
 
     for wrong in (transposed_W, no_bias, squeezed):
         assert not verdict("rnn_step", wrong)
-    assert not verdict("count_parameters", lambda D, H, K: H * D + H * H + K * H)
-    assert not verdict("count_parameters", lambda D, H, K: H * D + H + K * H + H + K)
+    assert verdict("n_parameters_untied", lambda D, H, K, T: T * (H * D + H * H + K * H + H + K))
+    assert not verdict("n_parameters_untied", lambda D, H, K, T: T * (H * D + H * H + K * H))   # no biases
+    assert not verdict("n_parameters_untied", lambda D, H, K, T: H * D + H * H + K * H + H + K)  # tied count
+    assert not verdict("n_parameters_untied", lambda D, H, K, T: T * (H * D + H + K * H + H + K))
 
 
 def test_checker_reports_not_implemented():

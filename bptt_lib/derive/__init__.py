@@ -1,7 +1,8 @@
 """The derivation layer: SymPy expressions for every gradient the book uses.
 
 Each module derives one concept and returns SymPy objects; nothing here touches
-NumPy. :mod:`bptt_lib.kernels` turns these expressions into NumPy functions.
+NumPy. :mod:`bptt_lib.kernels` and the chapter modules turn these expressions
+into NumPy functions with :func:`bptt_lib.codegen.generate`.
 
 - :mod:`~bptt_lib.derive.activations`: tanh and the logistic sigmoid, their
   derivatives written in terms of their outputs, and where those derivatives peak.
@@ -9,8 +10,18 @@ NumPy. :mod:`bptt_lib.kernels` turns these expressions into NumPy functions.
   ``diag(1 - h^2) W`` and the vector-Jacobian products of its affine maps.
 - :mod:`~bptt_lib.derive.softmax_nll`: softmax followed by the negative
   log-likelihood, whose gradient is ``yhat - onehot(y)``.
+- :mod:`~bptt_lib.derive.unrolling` (ch. 1): the unrolled network as one nested expression.
+- :mod:`~bptt_lib.derive.chain_rule` (ch. 2): total versus immediate derivatives,
+  the sum over paths, for scalar recurrences.
+- :mod:`~bptt_lib.derive.feedforward` (ch. 3): the tiny feed-forward network,
+  proven entry by entry, and the proof that it reuses the RNN's kernels.
+- :mod:`~bptt_lib.derive.scalar_rnn` (ch. 4): the scalar RNN with an output and a
+  squared error, its path terms, the general formula and the source's formula for contrast.
+- :mod:`~bptt_lib.derive.implicit_recursion` (ch. 5): the explicit plus implicit
+  recursion (scalar, vec(W), tangent form) and the linear RNN's closed form.
+- :mod:`~bptt_lib.derive.bptt` (ch. 6): the softmax Jacobian and every BPTT
+  gradient, componentwise for explicit sizes, proven equal to the compact forms.
+- :mod:`~bptt_lib.derive.jacobian_products` (ch. 8): ``dh_t/dh_k`` as a product of
+  step Jacobians.
+- :mod:`~bptt_lib.derive.relu` (ch. 9): the ReLU derivative and its convention at 0.
 """
-
-
-
-

@@ -11,6 +11,7 @@ derivative is rewritten in terms of the output:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -77,12 +78,13 @@ def prove_derivative_in_output(name: str) -> bool:
     return sp.simplify(difference) == 0
 
 
+@functools.cache
 def derivative_peak(name: str) -> tuple[sp.Expr, sp.Expr]:
     """Where the derivative is largest over the real line, and its value there.
 
     Returns ``(argmax, maximum)``, both exact: ``(0, 1)`` for tanh, ``(0, 1/4)``
     for the sigmoid. SymPy finds the maximum over all reals; the argmax is the
-    real root of the second derivative.
+    real root of the second derivative. Cached: ``sympy.maximum`` takes most of a second.
     """
     d = derivative(name)
     maximum = sp.maximum(d, a, sp.Reals)

@@ -34,14 +34,15 @@ from typing import Mapping
 
 import sympy as sp
 
-from .activations import sigmoid
+from ..validation import positive_int
+from .activations import ACTIVATIONS, a
 
 __all__ = [
     "t", "w", "u",
     "chain_rule", "prove_chain_rule",
     "scalar_rnn", "to_leaves", "to_states", "immediate_partial", "step_jacobian", "total_derivative",
     "implicit_part", "sum_over_paths", "prove_sum_over_paths",
-    "elementwise_jacobian",
+    "elementwise_jacobian", "TimeIndexed",
 ]
 
 t = sp.Symbol("t", real=True)
@@ -51,7 +52,33 @@ w = sp.Symbol("w", real=True)
 u = sp.Symbol("u", real=True)
 """The input weight of the scalar RNN (the scalar :math:`U`)."""
 
-_ACTIVATIONS = {"tanh": sp.tanh, "sigmoid": sigmoid}
+
+def _activation_function(name: str):
+    """``phi`` as a function of one SymPy argument, from :data:`bptt_lib.derive.activations.ACTIVATIONS`."""
+    act = ACTIVATIONS[name]
+    return lambda z: act.of_a.subs(a, z)
+
+
+class TimeIndexed(sp.Symbol):
+    r"""A real symbol named ``h_k`` or ``x_k`` that LaTeX prints with a time superscript, :math:`h^{(k)}`.
+
+    The *name* stays a Python identifier (``h_1``), so that kernels generated
+    from expressions in these symbols take arguments ``h_0, x_1, ...``; only
+    the typeset form follows the book's convention that time indices are
+    superscripts in parentheses. A ``symbol_names`` setting of the LaTeX
+    printer still takes precedence (a chapter may rename the states).
+    """
+
+    def _latex(self, printer):
+        names = printer._settings.get("symbol_names") or {}
+        if self in names:
+            return names[self]
+        base, _, index = self.name.partition("_")
+        return f"{base}^{{({index})}}"
+
+
+def _time_symbol(base: str, k: int) -> TimeIndexed:
+    return TimeIndexed(f"{base}_{k}", real=True)
 
 
 # --- the multivariable chain rule ---------------------------------------------------
@@ -112,7 +139,7 @@ def prove_chain_rule(z: sp.Expr, inner: Mapping[sp.Symbol, sp.Expr], var: sp.Sym
 
 
 def scalar_rnn(n_steps: int = 2, activation="tanh") -> SimpleNamespace:
-    r"""The scalar RNN :math:`h_t = \phi(w h_{t-1} + u x_t)` unrolled for ``n_steps`` steps.
+    r"""The scalar RNN :math:`h^{(t)} = \phi(w h^{(t-1)} + u x^{(t)})` unrolled for ``n_steps`` steps.
 
     Parameters
     ----------
@@ -127,30 +154,30 @@ def scalar_rnn(n_steps: int = 2, activation="tanh") -> SimpleNamespace:
     SimpleNamespace
         ``w``, ``u``, ``h0`` and ``x`` (tuple ``x_1 .. x_T``): the leaves.
         ``states``: symbols ``h_1 .. h_T`` that *stand for* the states, so that
-        one step can be differentiated with its input held fixed.
+        one step can be differentiated with its input held fixed. The state and
+        input symbols are :class:`TimeIndexed`: named ``h_k``, ``x_k`` (valid
+        Python identifiers for generated code), typeset :math:`h^{(k)}`, :math:`x^{(k)}`.
         ``step``: ``step[k]`` is :math:`\phi(w\,h_{k-1} + u\,x_k)` with
         :math:`h_{k-1}` the *symbol* (``step[0]`` is ``None``).
         ``h``: ``h[k]`` is :math:`h_k` written out in the leaves (``h[0]`` is ``h0``).
         ``phi``: the activation, ``T``: the number of steps.
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= 4:
-        raise ValueError(f"n_steps must be an int from 1 to 4; got {n_steps!r}")
+    n_steps = positive_int("n_steps", n_steps, low=1, high=4)
     if isinstance(activation, str):
-        try:
-            phi = _ACTIVATIONS[activation]
-        except KeyError:
+        if activation not in ACTIVATIONS:
             raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)} or an undefined sympy Function; got {activation!r}"
-            ) from None
+                f"activation must be one of {sorted(ACTIVATIONS)} or an undefined sympy Function; got {activation!r}"
+            )
+        phi = _activation_function(activation)
     elif isinstance(activation, sp.core.function.UndefinedFunction):
         phi = activation
     else:
         raise TypeError(
             f"activation must be a name or an undefined sympy Function such as sympy.Function('phi'); got {activation!r}"
         )
-    h0 = sp.Symbol("h_0", real=True)
-    x = tuple(sp.Symbol(f"x_{k}", real=True) for k in range(1, n_steps + 1))
-    states = tuple(sp.Symbol(f"h_{k}", real=True) for k in range(1, n_steps + 1))
+    h0 = _time_symbol("h", 0)
+    x = tuple(_time_symbol("x", k) for k in range(1, n_steps + 1))
+    states = tuple(_time_symbol("h", k) for k in range(1, n_steps + 1))
     held = (h0,) + states
     step = (None,) + tuple(phi(w * held[k - 1] + u * x[k - 1]) for k in range(1, n_steps + 1))
     h = [h0]
@@ -162,8 +189,7 @@ def scalar_rnn(n_steps: int = 2, activation="tanh") -> SimpleNamespace:
 def _check_step(rnn: SimpleNamespace, k: int, low: int = 1) -> None:
     if not isinstance(rnn, SimpleNamespace) or not hasattr(rnn, "step"):
         raise TypeError("rnn must be the namespace returned by scalar_rnn()")
-    if isinstance(k, bool) or not isinstance(k, int) or not low <= k <= rnn.T:
-        raise ValueError(f"step must be an int from {low} to {rnn.T}; got {k!r}")
+    positive_int("step", k, low=low, high=rnn.T)
 
 
 def _check_wrt(rnn: SimpleNamespace, wrt: sp.Symbol) -> None:
@@ -281,15 +307,12 @@ def elementwise_jacobian(name: str = "tanh", size: int = 3) -> tuple[sp.Matrix, 
     output (``1 - h_i**2`` for tanh, ``s_i*(1 - s_i)`` for the sigmoid, with
     :math:`h_i` replaced by :math:`\phi(a_i)` so the two can be compared).
     """
-    from .activations import ACTIVATIONS
-
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"name must be one of {sorted(_ACTIVATIONS)}; got {name!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4:
-        raise ValueError(f"size must be an int from 1 to 4 (explicit symbolic sizes stay small); got {size!r}")
+    if name not in ACTIVATIONS:
+        raise ValueError(f"name must be one of {sorted(ACTIVATIONS)}; got {name!r}")
+    size = positive_int("size", size, low=1, high=4)
     act = ACTIVATIONS[name]
     a_vec = sp.Matrix(size, 1, lambda i, _: sp.Symbol(f"a_{i + 1}", real=True))
-    out = a_vec.applyfunc(_ACTIVATIONS[name])
+    out = a_vec.applyfunc(_activation_function(name))
     componentwise = out.jacobian(a_vec)
     compact = sp.diag(*[act.in_output.subs(act.output, out[i]) for i in range(size)])
     return componentwise, compact

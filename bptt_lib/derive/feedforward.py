@@ -22,9 +22,13 @@ backward pass
     g_a = (1 - h \odot h) \odot V^\top g_o, \quad \nabla_U L = g_a x^\top, \quad \nabla_b L = g_a.
 
 *Kernel reuse, in matrix symbols* (:func:`hidden_affine`, :func:`prove_kernel_reuse`):
-the hidden layer of a batch, ``A = X U^T + 1_B b``, is the RNN's output affine
-map ``O = H V^T + 1_B c`` with its symbols renamed, and so are its
-vector-Jacobian products. The generated kernels ``output_affine`` and
+a batch stacks examples as rows, so the biases enter as the rows
+:math:`b^\top` (1, H) and :math:`c^\top` (1, K) (the matrix symbols ``b`` and ``c``
+of :func:`bptt_lib.derive.rnn_step.batch_symbols` have these shapes). The hidden
+layer of a batch, :math:`A = X U^\top + 1_B b^\top`, is the RNN's output affine
+map :math:`O = \mathsf{H} V^\top + 1_B c^\top` with its symbols renamed, and so are its
+vector-Jacobian products; here :math:`\mathsf{H}` (``Hid`` in code, printed ``H``)
+is the (B, H) batch of hidden states, not the size H. The generated kernels ``output_affine`` and
 ``output_vjp`` therefore serve both layers unchanged.
 """
 
@@ -108,13 +112,17 @@ def compact_gradients(sym: SimpleNamespace, target: int) -> dict:
 
 
 def output_symbols(sym: SimpleNamespace) -> SimpleNamespace:
-    """Symbols for the layer outputs: ``t_i`` stands for ``tanh(a_i)``, ``E_k`` for ``exp(o_k)``."""
+    """Symbols for the layer outputs: ``h_i`` stands for ``tanh(a_i)``, ``E_k`` for ``exp(o_k)``.
+
+    The namespace holds them as ``h`` (and, under its older name, ``t``) and ``E``.
+    """
     H, K = sym.b.rows, sym.c.rows
-    return SimpleNamespace(t=sp.symbols(f"t_1:{H + 1}", real=True), E=sp.symbols(f"E_1:{K + 1}", positive=True))
+    hidden = sp.symbols(f"h_1:{H + 1}", real=True)
+    return SimpleNamespace(h=hidden, t=hidden, E=sp.symbols(f"E_1:{K + 1}", positive=True))
 
 
 def algebraic(expr: sp.Expr, sym: SimpleNamespace) -> sp.Expr:
-    """Rewrite ``expr`` with ``tanh(a_i) -> t_i`` and ``exp(m o_k) -> E_k**m`` (see :func:`output_symbols`).
+    """Rewrite ``expr`` with ``tanh(a_i) -> h_i`` and ``exp(m o_k) -> E_k**m`` (see :func:`output_symbols`).
 
     A derivative of the loss is a rational function of these quantities, and
     ``sympy.cancel`` decides exactly whether a rational function is zero. The
@@ -140,7 +148,7 @@ def prove_gradients(n_in: int = 2, n_hidden: int = 2, n_out: int = 3) -> bool:
     """Prove :func:`componentwise_gradients` equals :func:`compact_gradients` for every target.
 
     The difference of the two is a function of ``tanh(a_i)`` and ``exp(o_k)``
-    only. Writing ``t_i = tanh(a_i)`` and ``E_k = exp(o_k)`` makes it a rational
+    only. Writing ``h_i = tanh(a_i)`` and ``E_k = exp(o_k)`` makes it a rational
     function of the symbols, which :func:`sympy.cancel` reduces to zero exactly
     when it is zero. A difference that still holds ``tanh`` or ``exp`` after the
     renaming counts as not proven.
@@ -162,14 +170,17 @@ def prove_gradients(n_in: int = 2, n_hidden: int = 2, n_out: int = 3) -> bool:
 # --- a batch, in matrix symbols: the hidden layer is the output map renamed ----------
 
 def hidden_affine(sym: SimpleNamespace) -> sp.MatrixExpr:
-    """``A = X U^T + 1_B b`` for the symbols of :func:`bptt_lib.derive.rnn_step.batch_symbols`."""
+    """``A = X U^T + 1_B b^T`` for the symbols of :func:`bptt_lib.derive.rnn_step.batch_symbols`.
+
+    The symbol ``b`` there is the (1, H) row :math:`b^\top`, so the code reads ``one_B * b``.
+    """
     return sym.X * sym.U.T + sym.one_B * sym.b
 
 
 def renaming(sym: SimpleNamespace) -> dict:
     """The renaming that turns the RNN's output layer into the feed-forward hidden layer.
 
-    ``H -> X`` (the layer's input), ``V -> U`` (its weight), ``c -> b`` (its
+    ``Hid -> X`` (the layer's input; ``Hid`` is the (B, H) batch of hidden states), ``V -> U`` (its weight), ``c -> b`` (its
     bias) and ``G_o -> G_a`` (the upstream gradient).
     """
     return {sym.Hid: sym.X, sym.V: sym.U, sym.c: sym.b, sym.G_o: sym.G_a}

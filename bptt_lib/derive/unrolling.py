@@ -11,6 +11,15 @@ and the shared parameters. :func:`unroll` builds it by substitution, so that
 
 With ``n_in = n_hidden = 1`` every quantity is a scalar symbol and the nesting
 is easy to read; with explicit sizes of 2 or 3 every entry is a named symbol.
+
+One step is not written here: :func:`unroll` calls
+:func:`bptt_lib.derive.rnn_step.step`, the book's canonical symbolic step, and
+the parameter entries carry that module's names (``W_12``, ``U_11``, ``b_1``).
+What this module adds is the bookkeeping over time: inputs and the initial
+state carry time superscripts (:math:`x^{(2)}_{1}`, :math:`h^{(0)}`), which
+:func:`bptt_lib.derive.rnn_step.explicit_symbols` (one step, no time index)
+does not provide, and at size one the symbols are plain scalars (``W``, not
+``W_11``) so that the nesting reads like the equation.
 :func:`misprinted_h3` returns the version of :math:`h^{(3)}` printed in a
 source article, in which the input term of step 2 carries a hidden state
 instead of :math:`x^{(2)}`, so that the book can show what is wrong with it.
@@ -22,14 +31,10 @@ from types import SimpleNamespace
 
 import sympy as sp
 
+from ..validation import positive_int
+from . import rnn_step
+
 __all__ = ["unrolled_symbols", "unroll", "misprinted_h3", "parameter_symbols_per_step"]
-
-
-def _check_int(name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high):
-        raise ValueError(
-            f"{name} must be an int from {low} to {high} (explicit symbolic sizes stay small); got {value!r}"
-        )
 
 
 def _vector(name: str, n: int, time: int | None = None) -> sp.Matrix:
@@ -41,9 +46,10 @@ def _vector(name: str, n: int, time: int | None = None) -> sp.Matrix:
 
 
 def _matrix(name: str, rows: int, cols: int) -> sp.Matrix:
+    """A parameter matrix: one scalar symbol at size 1x1, else the entries of :mod:`rnn_step` (``W_12``)."""
     if rows == cols == 1:
         return sp.Matrix([[sp.Symbol(name, real=True)]])
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{{{i + 1}{j + 1}}}", real=True))
+    return rnn_step._matrix(name, rows, cols)
 
 
 def unrolled_symbols(T: int = 3, n_in: int = 1, n_hidden: int = 1) -> SimpleNamespace:
@@ -64,13 +70,13 @@ def unrolled_symbols(T: int = 3, n_in: int = 1, n_hidden: int = 1) -> SimpleName
         list of ``T`` columns (D, 1) with ``x[t - 1]`` standing for
         :math:`x^{(t)}`; all are ``sympy.Matrix``. Also ``T``, ``D``, ``H``.
     """
-    _check_int("T", T, 1, 5)
-    _check_int("n_in", n_in, 1, 3)
-    _check_int("n_hidden", n_hidden, 1, 3)
+    T = positive_int("T", T, low=1, high=5)
+    n_in = positive_int("n_in", n_in, low=1, high=3)
+    n_hidden = positive_int("n_hidden", n_hidden, low=1, high=3)
     return SimpleNamespace(
         W=_matrix("W", n_hidden, n_hidden),
         U=_matrix("U", n_hidden, n_in),
-        b=_vector("b", n_hidden),
+        b=_matrix("b", n_hidden, 1),
         h0=_vector("h", n_hidden, 0),
         x=[_vector("x", n_in, t) for t in range(1, T + 1)],
         T=T, D=n_in, H=n_hidden,
@@ -81,8 +87,9 @@ def unroll(sym: SimpleNamespace) -> list[sp.Matrix]:
     r"""The hidden states :math:`h^{(0)}, \dots, h^{(T)}` as nested expressions.
 
     Each state is the previous *expression* substituted into one step
-    :math:`\tanh(b + W h + U x^{(t)})`, so ``unroll(sym)[T]`` depends only on
-    ``h0``, the inputs ``x`` and the shared ``W``, ``U``, ``b``.
+    :math:`\tanh(b + W h + U x^{(t)})` (:func:`bptt_lib.derive.rnn_step.step`),
+    so ``unroll(sym)[T]`` depends only on ``h0``, the inputs ``x`` and the
+    shared ``W``, ``U``, ``b``.
 
     Returns
     -------
@@ -92,9 +99,11 @@ def unroll(sym: SimpleNamespace) -> list[sp.Matrix]:
     if not isinstance(sym, SimpleNamespace) or not all(hasattr(sym, k) for k in ("W", "U", "b", "h0", "x")):
         raise TypeError(f"sym must be the namespace returned by unrolled_symbols; got {type(sym).__name__}")
     states = [sym.h0]
+    # rnn_step.step also computes the output o = c + V h; a zero V and c make that a no-op here.
+    no_output = {"V": sp.zeros(1, sym.W.rows), "c": sp.zeros(1, 1)}
     for x_t in sym.x:
-        a_t = sym.b + sym.W * states[-1] + sym.U * x_t
-        states.append(a_t.applyfunc(sp.tanh))
+        one_step = SimpleNamespace(W=sym.W, U=sym.U, b=sym.b, h_prev=states[-1], x=x_t, **no_output)
+        states.append(rnn_step.step(one_step).h)
     return states
 
 

@@ -1,4 +1,8 @@
-"""Checkers for chapter 3, "Backpropagation, recalled"."""
+"""Checkers for chapter 3, "Backpropagation, recalled".
+
+- ``tiny_backward(x, h, yhat, y, V)``: the gradients of the tiny network's mean
+  loss from its stored forward pass, a dict with ``"U"``, ``"b"``, ``"V"``, ``"c"``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import numpy as np
 
 from .. import feedforward
 from . import register
+
+__all__ = ["reference_tiny_backward"]
 
 
 def reference_tiny_backward(x, h, yhat, y, V):
@@ -24,12 +30,8 @@ def reference_tiny_backward(x, h, yhat, y, V):
     dict
         ``"U"`` (H, D), ``"b"`` (H,), ``"V"`` (K, H), ``"c"`` (K,).
     """
-    B, D = x.shape
-    H, K = h.shape[1], yhat.shape[1]
-    # The backward pass reads only V from the parameters; U, b and c are placeholders of the right shape.
-    params = {"U": np.zeros((H, D)), "b": np.zeros(H), "V": V, "c": np.zeros(K)}
-    trace = feedforward.Trace(x=x, h=h, o=np.log(yhat), yhat=yhat, log_yhat=np.log(yhat))
-    return feedforward.backward(params, trace, y)
+    return feedforward._backward_from(np.asarray(x, float), np.asarray(h, float), np.asarray(yhat, float),
+                                      np.asarray(y), np.asarray(V, float))
 
 
 def _tiny_backward_cases(rng):

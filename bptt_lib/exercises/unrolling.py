@@ -2,7 +2,8 @@
 
 - ``rnn_step(h_prev, x, U, W, b)``: one step of the recurrence for a batch,
   ``h_prev`` (B, H), ``x`` (B, D) -> (B, H).
-- ``count_parameters(D, H, K)``: the total number of scalar parameters, an int.
+- ``n_parameters_untied(D, H, K, T)``: the number of scalar parameters a network
+  would need if each of the ``T`` steps had its own ``U, W, V, b, c``, an int.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from . import register
 from .. import unrolling
 
-__all__ = ["reference_rnn_step", "reference_count_parameters"]
+__all__ = ["reference_rnn_step", "reference_n_parameters_untied"]
 
 
 def reference_rnn_step(h_prev, x, U, W, b):
@@ -20,9 +21,9 @@ def reference_rnn_step(h_prev, x, U, W, b):
     return unrolling.rnn_step(h_prev, x, U, W, b)
 
 
-def reference_count_parameters(D, H, K):
-    """``H*D + H*H + K*H + H + K``: the same for every sequence length."""
-    return unrolling.count_parameters(D, H, K)["total"]
+def reference_n_parameters_untied(D, H, K, T):
+    """``T * (H*D + H*H + K*H + H + K)``: one full parameter set per step."""
+    return T * unrolling.count_parameters(D, H, K)["total"]
 
 
 def _step_cases(rng: np.random.Generator) -> list:
@@ -41,10 +42,11 @@ def _step_cases(rng: np.random.Generator) -> list:
 
 
 def _count_cases(rng: np.random.Generator) -> list:
-    fixed = [(1, 1, 1), (3, 4, 5), (10, 100, 10)]
-    drawn = [tuple(int(v) for v in rng.integers(1, 60, size=3)) for _ in range(5)]
-    return [{"D": D, "H": H, "K": K} for D, H, K in fixed + drawn]
+    # T = 1 is the tied count itself; sizes that differ catch a swapped D and K.
+    fixed = [(1, 1, 1, 1), (3, 4, 5, 1), (3, 4, 5, 7), (10, 100, 10, 25)]
+    drawn = [tuple(int(v) for v in rng.integers(1, 60, size=4)) for _ in range(5)]
+    return [{"D": D, "H": H, "K": K, "T": T} for D, H, K, T in fixed + drawn]
 
 
 register("rnn_step", reference=reference_rnn_step, cases=_step_cases)
-register("count_parameters", reference=reference_count_parameters, cases=_count_cases, rtol=0, atol=0)
+register("n_parameters_untied", reference=reference_n_parameters_untied, cases=_count_cases, rtol=0, atol=0)

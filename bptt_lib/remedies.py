@@ -1,0 +1,458 @@
+r"""Numerical companions of the chapter *Remedies: clipping, initialisation, ReLU*.
+
+- Initialisers for the recurrent matrix :math:`W`: scaled Gaussian, orthogonal,
+  identity (:func:`init_gaussian`, :func:`init_orthogonal`, :func:`init_identity`),
+  and :func:`init_params`, which puts one of them into a full parameter dict.
+- A vanilla RNN with ReLU hidden units (:func:`relu_forward`, :func:`relu_loss`,
+  :func:`relu_loss_and_grads`): the book's RNN with :math:`h^{(t)} = \max(0, a^{(t)})`.
+  The affine maps, the softmax gradient and every backward rule are generated
+  kernels; the ReLU rule ``relu_vjp`` is generated from
+  :mod:`bptt_lib.derive.relu`.
+- :func:`jacobian_product_norms`: :math:`\lVert \partial h^{(T)} / \partial h^{(T - \ell)} \rVert_2`
+  over the lag :math:`\ell`, by repeated vector-Jacobian products of unit vectors.
+- Figures: :func:`plot_clipping_geometry`, :func:`plot_histories`.
+
+Clipping itself lives in :mod:`bptt_lib.clip` and the training loop in
+:mod:`bptt_lib.training`; this module does not repeat them.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+from typing import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import rnn
+from .clip import clip_by_global_norm, clip_by_value
+from .codegen import generate
+from .derive import relu as derive_relu
+from .kernels import rnn_kernels
+from .plotting import COLORS
+from .validation import as_array, check_finite_result, require_finite
+
+__all__ = [
+    "relu_kernels", "orthogonalise", "init_gaussian", "init_orthogonal", "init_identity", "init_params",
+    "relu_forward", "relu_loss", "relu_backward", "relu_loss_and_grads",
+    "jacobian_product_norms",
+    "plot_clipping_geometry", "plot_histories",
+]
+
+INITIALISERS = ("gaussian", "orthogonal", "identity")
+ACTIVATIONS = ("tanh", "relu")
+
+
+@functools.cache
+def relu_kernels() -> SimpleNamespace:
+    """The generated ReLU backward rule ``relu_vjp(g, h) = g * [h > 0]`` (see :mod:`bptt_lib.derive.relu`)."""
+    return SimpleNamespace(relu_vjp=generate(
+        "relu_vjp", [derive_relu.g, derive_relu.h], derive_relu.vjp(),
+        "Gradient with respect to a, given the gradient g with respect to h = max(0, a)."))
+
+
+# --- initialisers -------------------------------------------------------------------
+
+
+def _check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}")
+    return int(value)
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
+
+
+def _check_gain(gain) -> float:
+    if isinstance(gain, bool) or not isinstance(gain, (int, float, np.integer, np.floating)):
+        raise TypeError(f"gain must be a number; got {type(gain).__name__}")
+    if not (np.isfinite(gain) and gain > 0):
+        raise ValueError(f"gain must be positive and finite; got {gain!r}")
+    return float(gain)
+
+
+def orthogonalise(A) -> np.ndarray:
+    r"""The orthogonal factor :math:`Q` of :math:`A = QR`, with the signs fixed so that :math:`\operatorname{diag} R > 0`.
+
+    With that sign convention the factorisation of a full-rank square matrix is
+    unique, so the result is a deterministic function of ``A``. Applied to a
+    matrix of independent standard normal entries it gives a matrix distributed
+    uniformly (Haar) over the orthogonal group.
+
+    Parameters
+    ----------
+    A : array_like, (n, n)
+        A real, finite, full-rank square matrix.
+
+    Returns
+    -------
+    ndarray, (n, n)
+        :math:`Q` with :math:`Q^\top Q = I`.
+    """
+    sizes: dict = {}
+    A = as_array("A", A, ("n", "n"), sizes)
+    require_finite("A", A)
+    Q, R = np.linalg.qr(A)
+    d = np.diag(R)
+    if np.min(np.abs(d)) <= 1e-12 * max(np.max(np.abs(d)), 1.0):
+        raise ValueError("A must have full rank; its QR factor R has a zero on the diagonal")
+    return Q * np.sign(d)[None, :]
+
+
+def init_gaussian(n: int, *, rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
+    r"""A scaled Gaussian recurrent matrix, entries :math:`\mathcal N(0, \text{gain}^2 / n)`.
+
+    With ``gain = 1``, :math:`\mathbb E \lVert W v \rVert^2 = \lVert v \rVert^2` for every
+    vector :math:`v`, and the spectral radius is close to 1 for large ``n``; the
+    singular values, however, spread from near 0 to near 2.
+
+    Returns
+    -------
+    ndarray, (n, n)
+    """
+    n = _check_size("n", n)
+    _check_rng(rng)
+    gain = _check_gain(gain)
+    return gain / np.sqrt(n) * rng.standard_normal((n, n))
+
+
+def init_orthogonal(n: int, *, rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
+    r"""``gain`` times a random orthogonal matrix: every singular value equals ``gain``.
+
+    .. math::
+
+        W = \text{gain}\cdot Q, \quad Q^\top Q = I, \quad Q = \text{orthogonalise}(Z), \ Z_{ij} \sim \mathcal N(0, 1).
+
+    Returns
+    -------
+    ndarray, (n, n)
+    """
+    n = _check_size("n", n)
+    _check_rng(rng)
+    gain = _check_gain(gain)
+    return gain * orthogonalise(rng.standard_normal((n, n)))
+
+
+def init_identity(n: int, *, gain: float = 1.0) -> np.ndarray:
+    """``gain`` times the identity: the recurrent matrix of the IRNN (Le, Jaitly & Hinton, 2015).
+
+    Returns
+    -------
+    ndarray, (n, n)
+    """
+    n = _check_size("n", n)
+    return _check_gain(gain) * np.eye(n)
+
+
+def init_params(n_in: int, n_hidden: int, n_out: int, *, rng: np.random.Generator,
+                recurrent: str = "gaussian", gain: float = 1.0) -> dict:
+    """RNN parameters with the recurrent matrix ``W`` from the chosen initialiser.
+
+    ``U``, ``V``, ``b`` and ``c`` come from :func:`bptt_lib.rnn.init_params`
+    (Gaussian with standard deviation ``1/sqrt(fan_in)``, zero biases); then
+    ``W`` is replaced.
+
+    Parameters
+    ----------
+    n_in, n_hidden, n_out : int
+        ``D``, ``H``, ``K``.
+    rng : numpy.random.Generator
+    recurrent : {"gaussian", "orthogonal", "identity"}
+        :func:`init_gaussian`, :func:`init_orthogonal` or :func:`init_identity`.
+    gain : float
+        Passed to the initialiser.
+
+    Returns
+    -------
+    dict
+        ``"U"`` (H, D), ``"W"`` (H, H), ``"V"`` (K, H), ``"b"`` (H,), ``"c"`` (K,).
+    """
+    if recurrent not in INITIALISERS:
+        raise ValueError(f"recurrent must be one of {INITIALISERS}; got {recurrent!r}")
+    params = rnn.init_params(n_in, n_hidden, n_out, rng=rng)
+    if recurrent == "gaussian":
+        params["W"] = init_gaussian(n_hidden, rng=rng, gain=gain)
+    elif recurrent == "orthogonal":
+        params["W"] = init_orthogonal(n_hidden, rng=rng, gain=gain)
+    else:
+        params["W"] = init_identity(n_hidden, gain=gain)
+    return params
+
+
+# --- the ReLU RNN -------------------------------------------------------------------
+
+
+def _relu(a: np.ndarray) -> np.ndarray:
+    # The mask is taken on the real part, so a complex-step perturbation i*eps rides
+    # along on whichever linear piece (a or 0) the real point lies on.
+    return np.where(a.real > 0, a, 0)
+
+
+def _relu_forward(p: dict, x: np.ndarray, h0: np.ndarray) -> rnn.Trace:
+    k = rnn_kernels()
+    T, B, _ = x.shape
+    H, K = p["W"].shape[0], p["V"].shape[0]
+    dtype = np.result_type(*p.values(), x, h0)
+    one_B = np.ones((B, 1))
+    h = np.empty((T + 1, B, H), dtype=dtype)
+    h[0] = h0
+    for t in range(T):
+        h[t + 1] = _relu(k.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
+    o = k.output_affine(h[1:].reshape(T * B, H), p["V"], p["c"][None, :], np.ones((T * B, 1))).reshape(T, B, K)
+    shifted = o - o.real.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=-1, keepdims=True)
+    return rnn.Trace(x=x, h=h, o=o, yhat=exp / total, log_yhat=shifted - np.log(total))
+
+
+def relu_forward(params: dict, x, h0=None) -> rnn.Trace:
+    r"""Run the ReLU RNN :math:`h^{(t)} = \max(0,\, b + W h^{(t-1)} + U x^{(t)})` over a batch.
+
+    Parameters
+    ----------
+    params : dict
+        ``"U"`` (H, D), ``"W"`` (H, H), ``"V"`` (K, H), ``"b"`` (H,), ``"c"`` (K,);
+        complex entries are allowed (complex step).
+    x : array_like, (T, B, D)
+    h0 : array_like, (B, H), optional
+        Zeros by default.
+
+    Returns
+    -------
+    bptt_lib.rnn.Trace
+        ``h`` (T + 1, B, H), ``o``, ``yhat``, ``log_yhat`` (T, B, K).
+    """
+    p, x, h0, _ = rnn.check_inputs(params, x, h0, kind="number")
+    return _relu_forward(p, x, h0)
+
+
+def relu_loss(params: dict, x, y, h0=None):
+    """The loss of the ReLU RNN, as in :func:`bptt_lib.rnn.loss`; accepts complex parameters."""
+    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="number")
+    y = rnn.check_targets(y, sizes)
+    return rnn.nll(_relu_forward(p, x, h0), y)
+
+
+def relu_backward(params: dict, trace: rnn.Trace, y) -> tuple[dict, np.ndarray]:
+    r"""Full BPTT through the ReLU RNN from a stored forward pass.
+
+    The recursion of :func:`bptt_lib.rnn.backward` with the tanh rule replaced by the ReLU rule:
+
+    .. math::
+
+        \nabla_{h^{(t)}} L = V^\top \nabla_{o^{(t)}} L
+            + W^\top \operatorname{diag}\!\big([h^{(t+1)} > 0]\big)\, \nabla_{h^{(t+1)}} L .
+
+    Returns
+    -------
+    grads : dict
+        Same keys and shapes as ``params``.
+    grad_h : ndarray, (T, B, H)
+        ``grad_h[t - 1]`` is :math:`\nabla_{h^{(t)}} L`.
+    """
+    sizes: dict = {}
+    p = rnn.check_params(params, sizes, kind="float")
+    if not isinstance(trace, rnn.Trace):
+        raise TypeError(f"trace must be the Trace returned by relu_forward; got {type(trace).__name__}")
+    as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
+    y = rnn.check_targets(y, sizes)
+    k, relu_vjp = rnn_kernels(), relu_kernels().relu_vjp
+    T, B, D = trace.x.shape
+    H, K = sizes["H"], sizes["K"]
+    ones = np.ones((T * B, 1))
+    Y = np.zeros((T * B, K))
+    Y[np.arange(T * B), y.reshape(-1)] = 1.0
+
+    G_o = k.softmax_nll_grad(trace.yhat.reshape(T * B, K), Y, B)
+    dV, dc, grad_h_from_o = k.output_vjp(G_o, trace.h[1:].reshape(T * B, H), p["V"], ones)
+    grad_h_from_o = grad_h_from_o.reshape(T, B, H)
+
+    grad_h = np.empty((T, B, H))
+    G_a = np.empty((T, B, H))
+    dh_next = np.zeros((B, H))
+    for t in reversed(range(T)):
+        grad_h[t] = grad_h_from_o[t] + dh_next
+        G_a[t] = relu_vjp(grad_h[t], trace.h[t + 1])
+        dh_next = k.hidden_vjp_h_prev(G_a[t], p["W"])
+
+    dW, dU, db = k.hidden_vjp_params(
+        G_a.reshape(T * B, H), trace.h[:-1].reshape(T * B, H), trace.x.reshape(T * B, D), ones
+    )
+    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc.reshape(K)}
+    check_finite_result("relu_loss_and_grads", grads)
+    return grads, grad_h
+
+
+def relu_loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
+    """Loss and gradients of the ReLU RNN by full BPTT; the drop-in ``loss_and_grads`` for :func:`bptt_lib.training.train`.
+
+    Parameters
+    ----------
+    params : dict
+        ``"U"`` (H, D), ``"W"`` (H, H), ``"V"`` (K, H), ``"b"`` (H,), ``"c"`` (K,), float64.
+    x : array_like, (T, B, D)
+    y : array_like of int, (T, B)
+    h0 : array_like, (B, H), optional
+
+    Returns
+    -------
+    loss : float
+    grads : dict
+        Same keys and shapes as ``params``.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        For bad input, as :func:`bptt_lib.rnn.loss_and_grads`.
+    FloatingPointError
+        If the loss or a gradient is not finite (ReLU activations are unbounded).
+    """
+    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="float")
+    y = rnn.check_targets(y, sizes)
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = _relu_forward(p, x, h0)
+        value = float(rnn.nll(trace, y))
+    check_finite_result("relu_loss_and_grads", {"loss": np.asarray(value)})
+    grads, _ = relu_backward(p, trace, y)
+    return value, grads
+
+
+# --- Jacobian products over the lag -------------------------------------------------
+
+
+def jacobian_product_norms(params: dict, x, h0=None, *, activation: str = "tanh") -> np.ndarray:
+    r"""Spectral norms :math:`\lVert \partial h^{(T)} / \partial h^{(T-\ell)} \rVert_2` for lags :math:`\ell = 0, \dots, T`.
+
+    The Jacobian of the last state with respect to an earlier one is the product
+
+    .. math::
+
+        \frac{\partial h^{(T)}}{\partial h^{(T-\ell)}}
+        = \prod_{t = T-\ell+1}^{T} \operatorname{diag}\!\big(\phi'(a^{(t)})\big)\, W ,
+
+    built here backwards one step at a time without forming any diagonal
+    matrix: the rows of the identity (the unit vectors :math:`e_i^\top`) are
+    pushed through the generated backward kernels ``tanh_vjp`` (or ``relu_vjp``)
+    and ``hidden_vjp_h_prev``. After :math:`\ell` steps row :math:`i` is
+    :math:`e_i^\top \partial h^{(T)} / \partial h^{(T-\ell)}`, so the rows form the
+    whole Jacobian.
+
+    Parameters
+    ----------
+    params : dict
+        RNN parameters (only ``W``, ``U``, ``b`` are used; ``V`` and ``c`` are validated).
+    x : array_like, (T, B, D)
+    h0 : array_like, (B, H), optional
+    activation : {"tanh", "relu"}
+
+    Returns
+    -------
+    ndarray, (T + 1, B)
+        ``norms[lag, b]`` for example ``b``; ``norms[0] == 1``.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
+    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="float")
+    T, B, H = sizes["T"], sizes["B"], sizes["H"]
+    k = rnn_kernels()
+    with np.errstate(over="ignore", invalid="ignore"):
+        if activation == "tanh":
+            h, act_vjp = rnn.forward_unchecked(p, x, h0).h, k.tanh_vjp
+        else:
+            h, act_vjp = _relu_forward(p, x, h0).h, relu_kernels().relu_vjp
+    norms = np.empty((T + 1, B))
+    norms[0] = 1.0
+    rows = np.broadcast_to(np.eye(H), (B, H, H)).reshape(B * H, H)    # e_i^T for every example
+    for lag in range(1, T + 1):
+        t = T - lag + 1                                                # the step being crossed
+        h_t = np.repeat(h[t], H, axis=0)                               # (B * H, H): each example's h^(t), H times
+        rows = k.hidden_vjp_h_prev(act_vjp(rows, h_t), p["W"])
+        norms[lag] = np.linalg.norm(rows.reshape(B, H, H), ord=2, axis=(1, 2))
+    return norms
+
+
+# --- figures ------------------------------------------------------------------------
+
+
+def plot_clipping_geometry(vectors, threshold: float):
+    r"""Two panels: 2-D gradients clipped by value (box) and by norm (circle).
+
+    Each vector is drawn in a light colour, its clipped version in a strong one.
+    Clipping is done by :func:`bptt_lib.clip.clip_by_value` and
+    :func:`bptt_lib.clip.clip_by_global_norm` with ``limit = max_norm = threshold``.
+
+    Parameters
+    ----------
+    vectors : array_like, (n, 2)
+    threshold : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    vectors = as_array("vectors", vectors, ("n", "2"), {})
+    if vectors.shape[1] != 2:
+        raise ValueError(f"vectors must have shape (n, 2); got shape {vectors.shape}")
+    require_finite("vectors", vectors)
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.2))
+    span = 1.15 * max(np.max(np.abs(vectors)), threshold)
+    box = plt.Rectangle((-threshold, -threshold), 2 * threshold, 2 * threshold, fill=False, ls="--", color="0.4")
+    circle = plt.Circle((0, 0), threshold, fill=False, ls="--", color="0.4")
+    for ax, shape, clip, title in (
+        (axes[0], box, lambda g: clip_by_value({"g": g}, threshold)[0]["g"], "by value: each entry into [-λ, λ]"),
+        (axes[1], circle, lambda g: clip_by_global_norm({"g": g}, threshold)[0]["g"], "by norm: length at most θ"),
+    ):
+        ax.add_patch(shape)
+        for v, color in zip(vectors, COLORS):
+            c = clip(v)
+            ax.plot([0, v[0] * 1.6 * span], [0, v[1] * 1.6 * span], color=color, lw=0.6, ls=":")
+            ax.annotate("", xy=v, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, alpha=0.35, lw=1.5))
+            ax.annotate("", xy=c, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=2.2))
+        ax.set_xlim(-span, span)
+        ax.set_ylim(-span, span)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="0.7", lw=0.5)
+        ax.axvline(0, color="0.7", lw=0.5)
+        ax.set_xlabel(r"$g_1$")
+        ax.set_ylabel(r"$g_2$")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histories(histories: Mapping, *, title: str = "", log_loss: bool = False):
+    """Loss and gradient-norm curves of several :class:`bptt_lib.training.History` side by side.
+
+    Parameters
+    ----------
+    histories : dict
+        Label -> History.
+    title : str
+    log_loss : bool
+        Log scale for the loss axis as well (the gradient-norm axis is always logarithmic).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(histories, Mapping) or not histories:
+        raise TypeError(f"histories must be a non-empty dict label -> History; got {type(histories).__name__}")
+    fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (label, hist), color in zip(histories.items(), COLORS):
+        ax_loss.plot(hist.loss, color=color, lw=1.2, label=label)
+        ax_norm.plot(hist.grad_norm, color=color, lw=1.0, label=label)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel(r"loss $L$ (nats, summed over $t$)")
+    ax_norm.set_xlabel("step")
+    ax_norm.set_ylabel(r"$\Vert \nabla L \Vert$ before clipping")
+    ax_norm.set_yscale("log")
+    if log_loss:
+        ax_loss.set_yscale("log")
+    ax_loss.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,378 @@
+"""Tests of chapter 5: the total loss, the explicit plus implicit recursion, forward mode, the linear RNN.
+
+Tolerances: forward mode and BPTT sum the same products in a different order, so they agree to
+round-off (1e-12 relative to the largest entry); the complex step is exact to round-off as well,
+but is compared at 1e-9 as the book does everywhere; central differences (eps = 1e-6) at 1e-6.
+"""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from bptt_lib import gradcheck, rnn
+from bptt_lib import implicit_recursion as tir
+from bptt_lib.codegen import source_of
+from bptt_lib.derive import chain_rule as dcr
+from bptt_lib.derive import implicit_recursion as dir_
+from bptt_lib.exercises import get, verdict
+from bptt_lib.kernels import rnn_kernels
+
+
+def _problem(seed, T=4, B=3, D=2, H=3, K=3):
+    rng = np.random.default_rng(seed)
+    params = rnn.init_params(D, H, K, rng=rng)
+    params["b"] = 0.3 * rng.standard_normal(H)
+    params["c"] = 0.3 * rng.standard_normal(K)
+    x = rng.standard_normal((T, B, D))
+    y = rng.integers(0, K, size=(T, B))
+    h0 = 0.5 * rng.standard_normal((B, H))
+    return params, x, y, h0
+
+
+SHAPES = [dict(T=1, B=1, D=1, H=1, K=2), dict(T=4, B=3, D=2, H=3, K=3), dict(T=7, B=2, D=3, H=5, K=4)]
+
+
+# --- SymPy proofs -------------------------------------------------------------------------
+
+
+def test_output_weight_gradient_proof():
+    assert dir_.prove_output_weight_gradient(2, 2, 2)
+    assert dir_.prove_output_weight_gradient(3, 2, 3)
+
+
+def test_output_weight_gradient_is_a_sum_over_all_steps():
+    out = dir_.output_weight_gradient(3, 2, 2)
+    # No single step's term is the gradient: every step contributes. Evaluated at a point.
+    point = {s: sp.Rational(k % 7 + 1, 5) * (-1) ** k for k, s in enumerate(sorted(out.loss.free_symbols, key=str))}
+    full = out.componentwise.subs(point).evalf()
+    for term in out.per_step:
+        assert (full - term.subs(point).evalf()).norm() > 1e-3
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", sp.Function("phi")])
+@pytest.mark.parametrize("wrt", [dcr.w, dcr.u])
+def test_scalar_recursion_proof(activation, wrt):
+    assert dir_.prove_scalar_recursion(3, activation, wrt)
+
+
+def test_scalar_recursion_parts():
+    rnn3 = dcr.scalar_rnn(3)
+    explicit1, implicit1 = dir_.scalar_recursion(rnn3, 1)
+    assert implicit1 == 0
+    # The implicit part of step 3 is the sum of the paths entering at steps 1 and 2.
+    paths = dcr.sum_over_paths(rnn3, 3)
+    explicit, implicit = dir_.scalar_recursion(rnn3, 3)
+    assert sp.expand(implicit - paths[0] - paths[1]) == 0
+    assert sp.expand(explicit - paths[2]) == 0
+    # Dropping the implicit part is wrong.
+    assert sp.expand(dcr.total_derivative(rnn3, 3) - explicit) != 0
+
+
+@pytest.mark.parametrize("wrt", ["W", "U", "b"])
+def test_vector_recursion_proof(wrt):
+    assert dir_.prove_vector_recursion(3, 2, 1, wrt)
+    assert dir_.prove_vector_recursion(2, 2, 2, wrt)
+
+
+def test_explicit_sensitivity_is_kronecker():
+    r = dir_.vector_rnn(1, 2, 1)
+    (h1, h2) = r.h0
+    assert dir_.explicit_sensitivity(r, 1, "W") == sp.Matrix([[h1, h2, 0, 0], [0, 0, h1, h2]])
+
+
+def test_tangent_preactivation():
+    assert dir_.prove_tangent_preactivation(2, 2, 2)
+    assert dir_.prove_tangent_preactivation(1, 3, 2)
+    s = dir_.tangent_symbols()
+    explicit, implicit = dir_.tangent_preactivation(s)
+    assert implicit == s.H_dot_prev * s.W.T
+    assert s.H_dot_prev not in explicit.free_symbols
+
+
+def test_linear_closed_form_and_jacobian_proofs():
+    assert dir_.prove_linear_closed_form(4, 2, 1)
+    assert dir_.prove_linear_closed_form(3, 3, 2)
+    assert dir_.prove_linear_state_jacobian(3, 2, 1)
+
+
+# --- generated kernels ----------------------------------------------------------------------
+
+
+def test_kernels_are_generated_and_called(monkeypatch):
+    k = tir.recursion_kernels()
+    assert "W_dot.T" in source_of(k.explicit_tangent)
+    assert "matrix_power" in source_of(k.linear_input)
+    calls = []
+    original = k.implicit_tangent
+    monkeypatch.setattr(k, "implicit_tangent", lambda *a: calls.append(1) or original(*a))
+    params, x, _, h0 = _problem(0)
+    tir.jvp(params, x, {"W": np.ones((3, 3))}, h0)
+    assert len(calls) == x.shape[0]
+
+
+# --- numerics: total loss and V ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_total_loss_is_sum_of_per_step_losses(shape):
+    params, x, y, h0 = _problem(1, **shape)
+    per_step = tir.per_step_losses(params, x, y, h0)
+    assert per_step.shape == (shape["T"],)
+    assert np.all(per_step > 0)
+    assert abs(per_step.sum() - rnn.loss(params, x, y, h0)) < 1e-12 * max(1.0, per_step.sum())
+
+
+def test_loss_missing_a_term_differs():
+    params, x, y, h0 = _problem(2, T=5)
+    per_step = tir.per_step_losses(params, x, y, h0)
+    wrong = per_step[[0, 1, 2, 4]].sum()        # E0 + E1 + E2 + E4
+    assert rnn.loss(params, x, y, h0) - wrong == pytest.approx(per_step[3], rel=1e-12)
+    assert per_step[3] > 0.1
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_output_weight_terms_sum_to_bptt(shape):
+    params, x, y, h0 = _problem(3, **shape)
+    _, grads = rnn.loss_and_grads(params, x, y, h0)
+    terms = tir.output_weight_terms(params, x, y, h0)
+    assert terms.shape == (shape["T"], shape["K"], shape["H"])
+    assert gradcheck.relative_error(terms.sum(axis=0), grads["V"]) < 1e-12
+
+
+def test_output_weight_term_uses_only_its_step():
+    # Changing the target at step 3 changes term 3 only.
+    params, x, y, h0 = _problem(4, T=4)
+    before = tir.output_weight_terms(params, x, y, h0)
+    y2 = y.copy()
+    y2[2] = (y2[2] + 1) % 3
+    after = tir.output_weight_terms(params, x, y2, h0)
+    assert np.array_equal(before[[0, 1, 3]], after[[0, 1, 3]])
+    assert not np.allclose(before[2], after[2])
+
+
+def test_direct_grad_h_is_not_the_total():
+    params, x, y, h0 = _problem(5)
+    direct = tir.direct_grad_h(params, x, y, h0)
+    _, grad_h = rnn.backward(params, rnn.forward(params, x, h0), y)
+    # Equal at the last step, where nothing comes from later; different before.
+    assert np.allclose(direct[-1], grad_h[-1], rtol=1e-12, atol=1e-14)
+    assert not np.allclose(direct[0], grad_h[0])
+
+
+# --- numerics: forward mode --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_mode_equals_bptt_and_complex_step(seed, shape):
+    params, x, y, h0 = _problem(seed, **shape)
+    loss, grads = rnn.loss_and_grads(params, x, y, h0)
+    loss_f, grads_f = tir.forward_mode_grads(params, x, y, h0)
+    assert loss_f == pytest.approx(loss, rel=1e-14)
+    cs = gradcheck.complex_step(lambda p: rnn.loss(p, x, y, h0), params)
+    for key in rnn.PARAM_SHAPES:
+        assert grads_f[key].shape == params[key].shape
+        assert gradcheck.relative_error(grads_f[key], grads[key]) < 1e-12, key
+        assert gradcheck.relative_error(grads_f[key], cs[key]) < 1e-9, key
+
+
+def test_jvp_matches_complex_step_and_central_difference():
+    params, x, _, h0 = _problem(6, T=6, H=4)
+    rng = np.random.default_rng(0)
+    direction = {key: rng.standard_normal(params[key].shape) for key in ("W", "U", "b")}
+    r = rng.standard_normal(h0.shape)
+    _, h_dot = tir.jvp(params, x, direction, h0)
+
+    def f(p):
+        moved = {key: params[key] + p["e"] * direction.get(key, 0) for key in params}
+        return np.sum(r * rnn.forward(moved, x, h0).h[-1])
+
+    analytic = np.sum(r * h_dot[-1])
+    assert gradcheck.relative_error(analytic, gradcheck.complex_step(f, {"e": 0.0})["e"]) < 1e-9
+    assert gradcheck.relative_error(analytic, gradcheck.central_difference(f, {"e": 0.0})["e"]) < 1e-6
+
+
+def test_sensitivities_match_jacobian_by_complex_step():
+    params, x, _, h0 = _problem(7, T=3, B=2, H=3)
+    S = tir.sensitivities(params, x, "U", h0)
+    assert S.shape == (4, 2, 3, 3, 2)
+    assert np.all(S[0] == 0)
+    for b in range(2):
+        for i in range(3):
+            cs = gradcheck.complex_step(
+                lambda p: rnn.forward({**params, "U": p["U"]}, x, h0).h[-1, b, i], {"U": params["U"]})["U"]
+            assert gradcheck.relative_error(S[-1, b, i], cs) < 1e-9
+
+
+def test_dropping_the_implicit_part_is_wrong(monkeypatch):
+    params, x, y, h0 = _problem(8, T=5)
+    _, grads = rnn.loss_and_grads(params, x, y, h0)
+    k = tir.recursion_kernels()
+    monkeypatch.setattr(k, "implicit_tangent", lambda H_dot_prev, W: np.zeros_like(H_dot_prev))
+    _, wrong = tir.forward_mode_grads(params, x, y, h0)
+    assert gradcheck.relative_error(wrong["W"], grads["W"]) > 1e-3
+
+
+def test_tanh_kernel_serves_as_jvp():
+    # diag(1 - h^2) is symmetric, so the VJP kernel computes the JVP too.
+    rng = np.random.default_rng(0)
+    h, g = np.tanh(rng.standard_normal(5)), rng.standard_normal(5)
+    assert np.allclose(rnn_kernels().tanh_vjp(g, h), np.diag(1 - h**2) @ g, rtol=0, atol=1e-14)
+
+
+# --- numerics: the linear RNN ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("T,B,D,H", [(1, 1, 1, 1), (5, 2, 3, 4), (25, 3, 2, 5)])
+def test_linear_closed_form_equals_recursion(T, B, D, H):
+    rng = np.random.default_rng(T)
+    W = tir.matrix_with_spectral_radius(H, 0.95, rng=rng)
+    U = rng.standard_normal((H, D))
+    x = rng.standard_normal((T, B, D))
+    h0 = rng.standard_normal((B, H))
+    loop = tir.linear_states(W, U, x, h0)
+    closed = tir.linear_closed_form(W, U, x, h0)
+    assert closed.shape == (T + 1, B, H)
+    assert gradcheck.relative_error(closed, loop) < 1e-12
+    # The loop is literally h_t = W h_{t-1} + U x_t.
+    assert np.allclose(loop[1], h0 @ W.T + x[0] @ U.T, rtol=1e-13, atol=1e-13)
+
+
+def test_linear_state_jacobian_is_power_numerically():
+    rng = np.random.default_rng(9)
+    W = tir.matrix_with_spectral_radius(3, 1.1, rng=rng)
+    U = rng.standard_normal((3, 2))
+    x = rng.standard_normal((6, 1, 2))
+    h0 = rng.standard_normal((1, 3))
+    for i in range(3):
+        cs = gradcheck.complex_step(lambda p: _linear_last(W, U, x, p["h0"])[i], {"h0": h0})["h0"]
+        assert gradcheck.relative_error(cs[0], np.linalg.matrix_power(W, 6)[i]) < 1e-9
+
+
+def _linear_last(W, U, x, h0):
+    h = h0[0]
+    for x_t in x[:, 0]:
+        h = W @ h + U @ x_t
+    return h
+
+
+def test_spectral_radius_and_power_norms():
+    W = tir.matrix_with_spectral_radius(8, 0.7, rng=np.random.default_rng(0))
+    assert np.max(np.abs(np.linalg.eigvals(W))) == pytest.approx(0.7, rel=1e-12)
+    norms = tir.power_norms(W, 200)
+    assert norms[0] == pytest.approx(1.0)
+    assert norms[200] ** (1 / 200) == pytest.approx(0.7, abs=0.02)
+    assert tir.power_norms(np.full((16, 16), 0.1), 20)[-1] == pytest.approx(1.6**20, rel=1e-9)
+
+
+def test_plot_power_norms_returns_figure():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = tir.plot_power_norms((0.9, 1.1), n_hidden=4, n_max=10)
+    assert len(fig.axes[0].lines) == 4
+    plt.close(fig)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_input():
+    params, x, y, h0 = _problem(0)
+    with pytest.raises(ValueError, match=r"W"):
+        tir.jvp({**params, "W": np.ones((3, 2))}, x, {}, h0)
+    with pytest.raises(KeyError, match="V"):
+        tir.jvp(params, x, {"V": np.ones((3, 3))}, h0)
+    with pytest.raises(ValueError, match=r'tangent\["W"\]'):
+        tir.jvp(params, x, {"W": np.ones((2, 2))}, h0)
+    with pytest.raises(TypeError):
+        tir.jvp(params, x, [np.ones((3, 3))], h0)
+    with pytest.raises(ValueError, match="wrt"):
+        tir.sensitivities(params, x, "V", h0)
+    with pytest.raises(ValueError, match="x"):
+        tir.forward_mode_grads(params, x[0], y, h0)
+    with pytest.raises(ValueError, match="y"):
+        tir.per_step_losses(params, x, y + 10, h0)
+    with pytest.raises(ValueError, match="h0"):
+        tir.output_weight_terms(params, x, y, h0[:, :2])
+    with pytest.raises(ValueError, match="non-finite"):
+        tir.jvp({**params, "W": np.full((3, 3), np.nan)}, x, {}, h0)
+    with pytest.raises(ValueError, match="U"):
+        tir.linear_states(np.eye(3), np.ones((2, 2)), x, h0)
+    with pytest.raises(TypeError, match="W"):
+        tir.linear_closed_form(np.eye(3) + 0j, np.ones((3, 2)), x, h0)
+    with pytest.raises(ValueError, match="n_max"):
+        tir.power_norms(np.eye(2), -1)
+    with pytest.raises(ValueError, match="radius"):
+        tir.matrix_with_spectral_radius(3, 0.0, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_steps"):
+        dir_.vector_rnn(5)
+    with pytest.raises(ValueError, match="targets"):
+        dir_.output_weight_gradient(2, 2, 2, targets=[0, 2])
+    with pytest.raises(ValueError, match="wrt"):
+        dir_.sensitivity_direct(dir_.vector_rnn(1), 1, "V")
+    with pytest.raises(TypeError, match="vector_rnn"):
+        dir_.sensitivity_recursion(dcr.scalar_rnn(1), 1)
+
+
+# --- exercises ---------------------------------------------------------------------------------
+
+
+def test_dh_dw_checker():
+    assert verdict("total_loss_dh_dw", get("total_loss_dh_dw").reference)
+
+    def explicit_only(w, u, h0, x):
+        out, h_prev = [0.0], h0
+        for x_t in x:
+            h = np.tanh(w * h_prev + u * x_t)
+            out.append((1 - h**2) * h_prev)
+            h_prev = h
+        return np.array(out)
+
+    def correct(w, u, h0, x):
+        out, h_prev = [0.0], h0
+        for x_t in x:
+            h = np.tanh(w * h_prev + u * x_t)
+            out.append((1 - h**2) * (h_prev + w * out[-1]))
+            h_prev = h
+        return np.array(out)
+
+    assert verdict("total_loss_dh_dw", correct)
+    result = verdict("total_loss_dh_dw", explicit_only)
+    assert not result and "differs" in result.message
+    assert not verdict("total_loss_dh_dw", lambda w, u, h0, x: correct(w, u, h0, x)[1:])
+
+
+def test_dh_dw_reference_matches_chapter_two_kernel():
+    from bptt_lib import chain_rule as cr
+
+    ref = get("total_loss_dh_dw").reference
+    w, u, h0, x1, x2 = 0.9, 0.8, 0.5, 1.0, -0.5
+    assert ref(w, u, h0, np.array([x1, x2]))[2] == pytest.approx(cr.two_step_kernels().total_dw(w, u, h0, x1, x2),
+                                                                 rel=1e-12)
+
+
+def test_linear_final_state_checker():
+    assert verdict("total_loss_linear_final_state", get("total_loss_linear_final_state").reference)
+
+    def correct(W, U, x, h0):
+        h = h0
+        for x_t in x:
+            h = W @ h + U @ x_t
+        return h
+
+    def transposed(W, U, x, h0):
+        return correct(W.T, U, x, h0)
+
+    def forgot_h0(W, U, x, h0):
+        return correct(W, U, x, np.zeros_like(h0))
+
+    def off_by_one_power(W, U, x, h0):
+        T = x.shape[0]
+        return np.linalg.matrix_power(W, T) @ h0 + sum(
+            np.linalg.matrix_power(W, T - k + 1) @ U @ x[k - 1] for k in range(1, T + 1))
+
+    assert verdict("total_loss_linear_final_state", correct)
+    for wrong in (transposed, forgot_h0, off_by_one_power):
+        assert not verdict("total_loss_linear_final_state", wrong), wrong.__name__
