@@ -19,7 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .validation import check_finite_result
+from .validation import check_finite_result, positive_number
 
 __all__ = ["global_norm", "clip_by_global_norm", "clip_by_value"]
 
@@ -37,18 +37,18 @@ def _check_grads(grads) -> dict:
     return arrays
 
 
-def _check_threshold(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be positive and finite; got {value!r}")
-    return float(value)
-
-
 def global_norm(grads: Mapping) -> float:
-    """The Euclidean norm of all arrays in ``grads`` taken together."""
+    """The Euclidean norm of all arrays in ``grads`` taken together.
+
+    Computed as ``s * sqrt(sum((g / s)**2))`` with ``s`` the largest magnitude,
+    so that a huge but finite gradient (entries near 1e200, the exploding case
+    clipping exists for) does not overflow to an infinite norm.
+    """
     arrays = _check_grads(grads)
-    return float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays.values())))
+    scale = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays.values())
+    if scale == 0.0:
+        return 0.0
+    return scale * float(np.sqrt(sum(np.sum(np.square(a / scale, dtype=np.float64)) for a in arrays.values())))
 
 
 def clip_by_global_norm(grads: Mapping, max_norm: float) -> tuple[dict, float]:
@@ -67,7 +67,7 @@ def clip_by_global_norm(grads: Mapping, max_norm: float) -> tuple[dict, float]:
     total_norm : float
         The global norm *before* clipping.
     """
-    max_norm = _check_threshold("max_norm", max_norm)
+    max_norm = positive_number("max_norm", max_norm)
     total = global_norm(grads)
     factor = max_norm / total if total > max_norm else 1.0
     return {k: np.asarray(v, dtype=np.float64) * factor for k, v in grads.items()}, total
@@ -83,6 +83,6 @@ def clip_by_value(grads: Mapping, limit: float) -> tuple[dict, float]:
     total_norm : float
         The global norm *before* clipping, as for :func:`clip_by_global_norm`.
     """
-    limit = _check_threshold("limit", limit)
+    limit = positive_number("limit", limit)
     total = global_norm(grads)
     return {k: np.clip(np.asarray(v, dtype=np.float64), -limit, limit) for k, v in grads.items()}, total

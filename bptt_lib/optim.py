@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .validation import require_keys
+from .validation import positive_number, require_keys
 
 __all__ = ["sgd_step"]
 
@@ -24,8 +24,7 @@ def sgd_step(params: Mapping, grads: Mapping, lr: float) -> dict:
     ValueError
         If a gradient's shape differs from its parameter's, or ``lr`` is not positive and finite.
     """
-    if not (isinstance(lr, (int, float, np.floating)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number; got {lr!r}")
+    lr = positive_number("lr", lr)
     require_keys("grads", grads, list(params))
     new = {}
     for key, value in params.items():

@@ -14,6 +14,7 @@ import numpy as np
 from . import rnn
 from .clip import clip_by_global_norm, clip_by_value, global_norm
 from .optim import sgd_step
+from .validation import positive_int, positive_number
 
 __all__ = ["History", "train"]
 
@@ -75,10 +76,14 @@ def train(
         Losses and gradient norms; ``history.diverged_at`` is set if training
         stopped because a loss or gradient was no longer finite.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int; got {steps!r}")
+    steps = positive_int("steps", steps, low=0)
+    lr = positive_number("lr", lr)
     if max_norm is not None and clip_value is not None:
         raise ValueError("give at most one of max_norm and clip_value")
+    if max_norm is not None:
+        max_norm = positive_number("max_norm", max_norm)
+    if clip_value is not None:
+        clip_value = positive_number("clip_value", clip_value)
     if not callable(data):
         if not (isinstance(data, tuple) and len(data) == 2):
             raise TypeError("data must be a tuple (x, y) or a callable step -> (x, y)")

@@ -61,10 +61,18 @@ def test_value_clipping_can_change_direction_norm_clipping_cannot():
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
 def test_bad_thresholds(bad):
-    with pytest.raises(ValueError, match="max_norm must be positive and finite"):
+    with pytest.raises(ValueError, match="max_norm must be a positive finite number"):
         clip_by_global_norm({"W": np.ones(2)}, bad)
-    with pytest.raises(ValueError, match="limit must be positive and finite"):
+    with pytest.raises(ValueError, match="limit must be a positive finite number"):
         clip_by_value({"W": np.ones(2)}, bad)
+
+
+def test_huge_finite_gradients_are_clipped_not_zeroed():
+    g = {"W": np.array([3e200, 4e200]), "b": np.array([0.0])}
+    clipped, total = clip_by_global_norm(g, 1.0)
+    assert total == pytest.approx(5e200, rel=1e-12)
+    np.testing.assert_allclose(clipped["W"], [0.6, 0.8], rtol=1e-12)
+    assert global_norm({"W": np.zeros(3)}) == 0.0
 
 
 def test_bad_gradients():
@@ -152,5 +160,9 @@ def test_training_argument_errors():
         train(p0, (x, y), steps=1, lr=0.1, max_norm=1.0, clip_value=1.0)
     with pytest.raises(TypeError, match="data must be a tuple"):
         train(p0, [x, y], steps=1, lr=0.1)
-    with pytest.raises(ValueError, match="steps must be a non-negative int"):
+    with pytest.raises(ValueError, match="steps must be an int at least 0"):
         train(p0, (x, y), steps=-1, lr=0.1)
+    with pytest.raises(ValueError, match="lr must be a positive finite number"):
+        train(p0, (x, y), steps=0, lr=-1.0)
+    with pytest.raises(ValueError, match="max_norm must be a positive finite number"):
+        train(p0, (x, y), steps=0, lr=0.1, max_norm=0.0)
