@@ -30,6 +30,7 @@ from . import rnn
 from .codegen import generate
 from .derive import implicit_recursion as dir_
 from .kernels import rnn_kernels
+from .softmax import onehot
 from .validation import as_array, check_finite_result, require_finite, require_keys
 
 __all__ = [
@@ -111,9 +112,7 @@ def _output_gradients(p: dict, trace: rnn.Trace, y: np.ndarray):
     ones = np.ones((B, 1))
     out = []
     for t in range(T):
-        Y = np.zeros((B, K))
-        Y[np.arange(B), y[t]] = 1.0
-        G_o = k.softmax_nll_grad(trace.yhat[t], Y, B)
+        G_o = k.softmax_nll_grad(trace.yhat[t], onehot(y[t], K), B)
         out.append(k.output_vjp(G_o, trace.h[t + 1], p["V"], ones))
     return out
 

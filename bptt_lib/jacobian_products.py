@@ -14,6 +14,10 @@ The derivation (:mod:`bptt_lib.derive.jacobian_products`) gives, for
 
 with :math:`\gamma = \max_a \phi'(a)` (1 for tanh, 1/4 for the sigmoid).
 
+The Jacobian products and their norms (:func:`jacobian_product`,
+:func:`lag_norms`) also accept the ReLU of the chapter on remedies, whose
+backward rule ``relu_vjp`` is generated here (:func:`relu_kernels`).
+
 - :func:`hidden_states`: the forward pass with a tanh or a sigmoid hidden layer.
 - :func:`jacobian_product`: :math:`\partial h^{(t)} / \partial h^{(k)}` as a matrix,
   by applying the generated backward kernels to the rows of the identity.
@@ -26,12 +30,14 @@ with :math:`\gamma = \max_a \phi'(a)` (1 for tanh, 1/4 for the sigmoid).
   gradient reaches.
 - :func:`recurrent_weight`: a seeded random :math:`W` with a given spectral radius.
 - :func:`plot_lag_norms`, :func:`plot_spectrum`, :func:`plot_horizons`: the figures.
+- :func:`relu_kernels`: the generated ReLU backward rule.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,12 +48,13 @@ from .chain_rule import activation_kernels
 from .codegen import generate
 from .derive import activations
 from .derive import jacobian_products as djp
+from .derive import relu as derive_relu
 from .kernels import rnn_kernels
 from .plotting import COLORS
-from .validation import as_array, require_finite, require_keys
+from .validation import as_array, positive_int, positive_number, require_finite, require_keys
 
 __all__ = [
-    "ACTIVATION_NAMES", "MACHINE_EPSILON",
+    "ACTIVATION_NAMES", "VJP_ACTIVATIONS", "MACHINE_EPSILON", "relu_kernels",
     "slope_bound", "recurrent_weight", "hidden_states",
     "jacobian_product", "step_jacobian_kernel", "explicit_jacobian_product",
     "finite_difference_jacobian",
@@ -58,6 +65,9 @@ __all__ = [
 ACTIVATION_NAMES = ("tanh", "sigmoid")
 """The hidden-unit activations this chapter supports."""
 
+VJP_ACTIVATIONS = ACTIVATION_NAMES + ("relu",)
+"""The activations :func:`jacobian_product` and :func:`lag_norms` can backpropagate through."""
+
 MACHINE_EPSILON = float(np.finfo(np.float64).eps)
 r"""Double precision's unit round-off, :math:`2^{-52} \approx 2.2 \times 10^{-16}`."""
 
@@ -65,27 +75,10 @@ r"""Double precision's unit round-off, :math:`2^{-52} \approx 2.2 \times 10^{-16
 # --- input checks ----------------------------------------------------------------------
 
 
-def _check_activation(activation) -> str:
-    if activation not in ACTIVATION_NAMES:
-        raise ValueError(f"activation must be one of {list(ACTIVATION_NAMES)}; got {activation!r}")
+def _check_activation(activation, allowed=ACTIVATION_NAMES) -> str:
+    if activation not in allowed:
+        raise ValueError(f"activation must be one of {list(allowed)}; got {activation!r}")
     return activation
-
-
-def _int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise ValueError(f"{name} must be {bounds}; got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be positive and finite; got {value!r}")
-    return float(value)
 
 
 def _weight(W) -> np.ndarray:
@@ -107,8 +100,8 @@ def _states(h, n_hidden: int) -> np.ndarray:
 
 
 def _span(k, t, n_states: int) -> tuple[int, int]:
-    k = _int("k", k, 0)
-    t = _int("t", t, 0, n_states - 1)
+    k = positive_int("k", k, low=0)
+    t = positive_int("t", t, low=0, high=n_states - 1)
     if k > t:
         raise ValueError(f"k must be at most t (the Jacobian of a later state with respect to an earlier one); got k={k}, t={t}")
     return k, t
@@ -144,8 +137,8 @@ def recurrent_weight(n_hidden: int, radius: float, *, kind: str = "orthogonal", 
     rng : numpy.random.Generator
         The only source of randomness.
     """
-    n_hidden = _int("n_hidden", n_hidden, 1)
-    radius = _positive("radius", radius)
+    n_hidden = positive_int("n_hidden", n_hidden)
+    radius = positive_number("radius", radius)
     if kind not in ("orthogonal", "gaussian"):
         raise ValueError(f"kind must be 'orthogonal' or 'gaussian'; got {kind!r}")
     if not isinstance(rng, np.random.Generator):
@@ -212,10 +205,18 @@ def hidden_states(params: dict, x, h0=None, *, activation: str = "tanh") -> np.n
 # --- the Jacobian product ----------------------------------------------------------------
 
 
+@functools.cache
+def relu_kernels() -> SimpleNamespace:
+    """The generated ReLU backward rule ``relu_vjp(g, h) = g * [h > 0]`` (see :mod:`bptt_lib.derive.relu`)."""
+    return SimpleNamespace(relu_vjp=generate(
+        "relu_vjp", [derive_relu.g, derive_relu.h], derive_relu.vjp(),
+        "Gradient with respect to a, given the gradient g with respect to h = max(0, a)."))
+
+
 def _backward_through_step(G: np.ndarray, W: np.ndarray, h_j: np.ndarray, activation: str) -> np.ndarray:
     """Rows of ``G`` times the step Jacobian ``diag(phi') W``: the generated VJP kernels."""
     k = rnn_kernels()
-    vjp = k.tanh_vjp if activation == "tanh" else k.sigmoid_vjp
+    vjp = {"tanh": k.tanh_vjp, "sigmoid": k.sigmoid_vjp}.get(activation) or relu_kernels().relu_vjp
     return k.hidden_vjp_h_prev(vjp(G, h_j), W)
 
 
@@ -229,12 +230,13 @@ def jacobian_product(W, h, k: int, t: int, activation: str = "tanh") -> np.ndarr
           \operatorname{diag}\!\big(\phi'^{(t-1)}\big) W \cdots
           \operatorname{diag}\!\big(\phi'^{(k+1)}\big) W,
 
-    with :math:`\phi'^{(j)} = 1 - (h^{(j)})^2` for tanh and
-    :math:`h^{(j)} (1 - h^{(j)})` for the sigmoid. Row :math:`i` of the product is
+    with :math:`\phi'^{(j)} = 1 - (h^{(j)})^2` for tanh,
+    :math:`h^{(j)} (1 - h^{(j)})` for the sigmoid and :math:`[h^{(j)} > 0]` for
+    the ReLU. Row :math:`i` of the product is
     the gradient of :math:`h^{(t)}_i` with respect to :math:`h^{(k)}`, so the
     product is backpropagation applied to the rows of the identity: starting
     from :math:`G = I`, each step from :math:`j = t` down to :math:`k + 1` applies
-    the generated kernels ``tanh_vjp`` (or ``sigmoid_vjp``) and
+    the generated kernels ``tanh_vjp`` (or ``sigmoid_vjp``, ``relu_vjp``) and
     ``hidden_vjp_h_prev``. No diagonal matrix is formed.
 
     Parameters
@@ -244,7 +246,7 @@ def jacobian_product(W, h, k: int, t: int, activation: str = "tanh") -> np.ndarr
         Stored states, ``h[j]`` is :math:`h^{(j)}` (as from :func:`hidden_states`).
     k, t : int
         ``0 <= k <= t <= T``. For ``k == t`` the result is the identity.
-    activation : {"tanh", "sigmoid"}
+    activation : {"tanh", "sigmoid", "relu"}
         The activation that produced ``h``.
 
     Returns
@@ -252,7 +254,7 @@ def jacobian_product(W, h, k: int, t: int, activation: str = "tanh") -> np.ndarr
     ndarray, (H, H) or (B, H, H)
         Entry ``[i, l]`` is :math:`\partial h^{(t)}_i / \partial h^{(k)}_l`.
     """
-    _check_activation(activation)
+    _check_activation(activation, VJP_ACTIVATIONS)
     W = _weight(W)
     h = _states(h, W.shape[0])
     k, t = _span(k, t, h.shape[0])
@@ -274,7 +276,7 @@ def step_jacobian_kernel(n_hidden: int = 2, activation: str = "tanh"):
     expression of :func:`bptt_lib.derive.jacobian_products.compact_step_jacobian`,
     which SymPy proved equal to the componentwise Jacobian).
     """
-    _int("n_hidden", n_hidden, 1, 3)
+    positive_int("n_hidden", n_hidden, high=3)
     _check_activation(activation)
     chain = djp.chain_symbols(n_hidden, 1, activation)
     # Plain argument names for readable generated code: W_11, ..., h_1, ...
@@ -345,7 +347,7 @@ def finite_difference_jacobian(params: dict, x, h0=None, *, k: int, t: int, acti
     -------
     ndarray, (H, H)
     """
-    eps = _positive("eps", eps)
+    eps = positive_number("eps", eps)
     if np.ndim(x) != 2:
         raise ValueError(f"x must be one sequence, shape (T, D); got shape {np.shape(x)}")
     h = hidden_states(params, x, h0, activation=activation)
@@ -394,37 +396,41 @@ def lag_norms(W, h, activation: str = "tanh") -> np.ndarray:
     :func:`jacobian_product`, records the norm after each step. The product is
     rescaled to norm one after every step and the scale is kept as a
     logarithm, so neither overflow nor underflow can stop the sweep; norms
-    smaller than about :math:`10^{-308}` are returned as 0.
+    smaller than about :math:`10^{-308}` are returned as 0. A batch of
+    sequences is swept at once, each with its own scale.
 
     Parameters
     ----------
     W : array_like, (H, H)
-    h : array_like, (T + 1, H)
-        The stored states of one sequence.
-    activation : {"tanh", "sigmoid"}
+    h : array_like, (T + 1, H) or (T + 1, B, H)
+        The stored states of one sequence, or of a batch.
+    activation : {"tanh", "sigmoid", "relu"}
+        The activation that produced ``h``.
 
     Returns
     -------
-    ndarray, (T + 1,)
-        ``norms[0] = 1`` (the identity) and ``norms[n]`` for lag ``n``.
+    ndarray, (T + 1,) or (T + 1, B)
+        ``norms[0] = 1`` (the identity) and ``norms[n]`` for lag ``n`` (per sequence).
     """
-    _check_activation(activation)
+    _check_activation(activation, VJP_ACTIVATIONS)
     W = _weight(W)
-    h = as_array("h", h, ("T+1", "H"), {"H": W.shape[0]})
-    require_finite("h", h)
-    n_steps = h.shape[0] - 1
-    log_norms = np.zeros(n_steps + 1)
-    G, log_scale = np.eye(W.shape[0]), 0.0
+    h = _states(h, W.shape[0])
+    single = h.ndim == 2
+    if single:
+        h = h[:, None, :]
+    n_steps, batch = h.shape[0] - 1, h.shape[1]
+    log_norms = np.zeros((n_steps + 1, batch))
+    G = np.broadcast_to(np.eye(W.shape[0]), (batch,) + W.shape).copy()
     for n in range(1, n_steps + 1):
-        G = _backward_through_step(G, W, h[n_steps - n + 1], activation)
-        size = np.linalg.norm(G, 2)
-        if size == 0.0:  # an exactly singular product (e.g. a nilpotent W): it stays zero
-            log_norms[n:] = -np.inf
-            break
-        log_scale += math.log(size)
-        log_norms[n] = log_scale
-        G = G / size
-    return np.exp(log_norms)
+        # h enters as a row, (B, 1, H): it scales the columns of each G[b].
+        G = _backward_through_step(G, W, h[n_steps - n + 1][:, None, :], activation)
+        size = np.linalg.norm(G, 2, axis=(1, 2))
+        # An exactly singular product (e.g. a nilpotent W) stays zero: its log-norm stays -inf.
+        with np.errstate(divide="ignore"):
+            log_norms[n] = log_norms[n - 1] + np.log(size)
+        G = G / np.where(size > 0, size, 1.0)[:, None, None]
+    norms = np.exp(log_norms)
+    return norms[:, 0] if single else norms
 
 
 def horizon(norms, tol: float = MACHINE_EPSILON):
@@ -445,7 +451,7 @@ def horizon(norms, tol: float = MACHINE_EPSILON):
     int or None
         ``None`` if the ratio never falls below ``tol`` within the lags given.
     """
-    tol = _positive("tol", tol)
+    tol = positive_number("tol", tol)
     norms = as_array("norms", norms, ("T+1",), {})
     if norms.size < 2 or not norms[1] > 0:
         raise ValueError("norms must hold at least lags 0 and 1, with a positive lag-1 norm")
@@ -462,8 +468,8 @@ def horizon_bound(eta: float, tol: float = MACHINE_EPSILON) -> float:
     :math:`n > 1 + \ln(\text{tol}) / \ln \eta`; the function returns the smallest
     such integer, and ``inf`` for :math:`\eta \ge 1` (no guarantee).
     """
-    eta = _positive("eta", eta)
-    tol = _positive("tol", tol)
+    eta = positive_number("eta", eta)
+    tol = positive_number("tol", tol)
     if eta >= 1.0:
         return math.inf
     return float(math.floor(1.0 + math.log(tol) / math.log(eta)) + 1)

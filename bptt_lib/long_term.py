@@ -29,7 +29,7 @@ import numpy as np
 from . import rnn, tasks
 from .tasks import IGNORE
 from .training import History, train
-from .validation import as_array
+from .validation import as_array, positive_int
 
 __all__ = [
     "RecallRun", "train_recall", "gap_sweep", "backward_norms", "gradient_ratio",
@@ -65,15 +65,9 @@ class RecallRun:
     accuracy: float
 
 
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
-
-
 def evaluation_batch(gap: int, *, n_symbols: int = 4, extra: int = 5, batch: int = 256, seed: int = 0):
     """The fixed evaluation batch of :func:`train_recall`: ``T = gap + extra``."""
-    T = _positive("gap", gap) + _positive("extra", extra)
+    T = positive_int("gap", gap) + positive_int("extra", extra)
     return tasks.delayed_recall(n_symbols, gap, T, batch, np.random.default_rng([EVAL_SEED, seed]))
 
 
@@ -112,7 +106,7 @@ def train_recall(gap: int, *, n_symbols: int = 4, n_hidden: int = 32, extra: int
     -------
     RecallRun
     """
-    gap, extra = _positive("gap", gap), _positive("extra", extra)
+    gap, extra = positive_int("gap", gap), positive_int("extra", extra)
     if not (isinstance(w_gain, (int, float, np.floating)) and np.isfinite(w_gain) and w_gain > 0):
         raise ValueError(f"w_gain must be a positive finite number; got {w_gain!r}")
     initial = rnn.init_params(n_symbols, n_hidden, n_symbols, rng=np.random.default_rng(seed))
@@ -126,7 +120,7 @@ def train_recall(gap: int, *, n_symbols: int = 4, n_hidden: int = 32, extra: int
 
 def gap_sweep(gaps, **kwargs) -> list[RecallRun]:
     """:func:`train_recall` for each gap in ``gaps``, with the same settings (``kwargs``)."""
-    gaps = [_positive("gaps[i]", g) for g in gaps]
+    gaps = [positive_int("gaps[i]", g) for g in gaps]
     if not gaps:
         raise ValueError("gaps must be a non-empty sequence of positive ints")
     return [train_recall(g, **kwargs) for g in gaps]
@@ -180,7 +174,7 @@ def gradient_ratio(params: dict, gap: int, *, n_symbols: int | None = None, extr
     Measured on the evaluation batch of :func:`train_recall` (``T = gap + extra``),
     from the loss of the last step.
     """
-    gap = _positive("gap", gap)
+    gap = positive_int("gap", gap)
     n_symbols = np.shape(params["U"])[1] if n_symbols is None else n_symbols
     x, y = evaluation_batch(gap, n_symbols=n_symbols, extra=extra, batch=batch, seed=seed)
     norms = backward_norms(params, x, y)
@@ -221,8 +215,8 @@ def shift_register_params(n_symbols: int, gap: int, *, n_hidden: int | None = No
     dict
         ``U`` (H, D), ``W`` (H, H), ``V`` (D, H), ``b`` (H,), ``c`` (D,).
     """
-    n_symbols = tasks._int_at_least("n_symbols", n_symbols, 2)
-    gap = _positive("gap", gap)
+    n_symbols = positive_int("n_symbols", n_symbols, low=2)
+    gap = positive_int("gap", gap)
     m = int(np.ceil(np.log2(n_symbols)))
     needed = m * (gap + 1)
     H = needed if n_hidden is None else n_hidden

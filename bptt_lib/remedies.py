@@ -5,21 +5,20 @@ r"""Numerical companions of the chapter *Remedies: clipping, initialisation, ReL
   and :func:`init_params`, which puts one of them into a full parameter dict.
 - A vanilla RNN with ReLU hidden units (:func:`relu_forward`, :func:`relu_loss`,
   :func:`relu_loss_and_grads`): the book's RNN with :math:`h^{(t)} = \max(0, a^{(t)})`.
-  The affine maps, the softmax gradient and every backward rule are generated
-  kernels; the ReLU rule ``relu_vjp`` is generated from
-  :mod:`bptt_lib.derive.relu`.
-- :func:`jacobian_product_norms`: :math:`\lVert \partial h^{(T)} / \partial h^{(T - \ell)} \rVert_2`
-  over the lag :math:`\ell`, by repeated vector-Jacobian products of unit vectors.
+  Only the recursion over time is written here; the input checks, the output
+  layer and its gradients, and the loss are :mod:`bptt_lib.rnn`'s own, and the
+  ReLU rule ``relu_vjp`` is generated from :mod:`bptt_lib.derive.relu`
+  (:func:`bptt_lib.jacobian_products.relu_kernels`).
 - Figures: :func:`plot_clipping_geometry`, :func:`plot_histories`.
 
-Clipping itself lives in :mod:`bptt_lib.clip` and the training loop in
-:mod:`bptt_lib.training`; this module does not repeat them.
+Clipping itself lives in :mod:`bptt_lib.clip`, the training loop in
+:mod:`bptt_lib.training`, and the norms :math:`\lVert \partial h^{(T)} / \partial h^{(T - \ell)} \rVert_2`
+over the lag (tanh or ReLU) in :func:`bptt_lib.jacobian_products.lag_norms`;
+this module does not repeat them.
 """
 
 from __future__ import annotations
 
-import functools
-from types import SimpleNamespace
 from typing import Mapping
 
 import matplotlib.pyplot as plt
@@ -27,51 +26,27 @@ import numpy as np
 
 from . import rnn
 from .clip import clip_by_global_norm, clip_by_value
-from .codegen import generate
-from .derive import relu as derive_relu
+from .jacobian_products import relu_kernels
 from .kernels import rnn_kernels
 from .plotting import COLORS
-from .validation import as_array, check_finite_result, require_finite
+from .softmax import softmax_and_log
+from .validation import as_array, check_finite_result, positive_int, positive_number, require_finite
 
 __all__ = [
-    "relu_kernels", "orthogonalise", "init_gaussian", "init_orthogonal", "init_identity", "init_params",
+    "orthogonalise", "init_gaussian", "init_orthogonal", "init_identity", "init_params",
     "relu_forward", "relu_loss", "relu_backward", "relu_loss_and_grads",
-    "jacobian_product_norms",
     "plot_clipping_geometry", "plot_histories",
 ]
 
 INITIALISERS = ("gaussian", "orthogonal", "identity")
-ACTIVATIONS = ("tanh", "relu")
-
-
-@functools.cache
-def relu_kernels() -> SimpleNamespace:
-    """The generated ReLU backward rule ``relu_vjp(g, h) = g * [h > 0]`` (see :mod:`bptt_lib.derive.relu`)."""
-    return SimpleNamespace(relu_vjp=generate(
-        "relu_vjp", [derive_relu.g, derive_relu.h], derive_relu.vjp(),
-        "Gradient with respect to a, given the gradient g with respect to h = max(0, a)."))
 
 
 # --- initialisers -------------------------------------------------------------------
 
 
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
-
-
 def _check_rng(rng) -> None:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
-
-
-def _check_gain(gain) -> float:
-    if isinstance(gain, bool) or not isinstance(gain, (int, float, np.integer, np.floating)):
-        raise TypeError(f"gain must be a number; got {type(gain).__name__}")
-    if not (np.isfinite(gain) and gain > 0):
-        raise ValueError(f"gain must be positive and finite; got {gain!r}")
-    return float(gain)
 
 
 def orthogonalise(A) -> np.ndarray:
@@ -113,9 +88,8 @@ def init_gaussian(n: int, *, rng: np.random.Generator, gain: float = 1.0) -> np.
     -------
     ndarray, (n, n)
     """
-    n = _check_size("n", n)
+    n, gain = positive_int("n", n), positive_number("gain", gain)
     _check_rng(rng)
-    gain = _check_gain(gain)
     return gain / np.sqrt(n) * rng.standard_normal((n, n))
 
 
@@ -130,9 +104,8 @@ def init_orthogonal(n: int, *, rng: np.random.Generator, gain: float = 1.0) -> n
     -------
     ndarray, (n, n)
     """
-    n = _check_size("n", n)
+    n, gain = positive_int("n", n), positive_number("gain", gain)
     _check_rng(rng)
-    gain = _check_gain(gain)
     return gain * orthogonalise(rng.standard_normal((n, n)))
 
 
@@ -143,8 +116,7 @@ def init_identity(n: int, *, gain: float = 1.0) -> np.ndarray:
     -------
     ndarray, (n, n)
     """
-    n = _check_size("n", n)
-    return _check_gain(gain) * np.eye(n)
+    return positive_number("gain", gain) * np.eye(positive_int("n", n))
 
 
 def init_params(n_in: int, n_hidden: int, n_out: int, *, rng: np.random.Generator,
@@ -192,20 +164,18 @@ def _relu(a: np.ndarray) -> np.ndarray:
 
 
 def _relu_forward(p: dict, x: np.ndarray, h0: np.ndarray) -> rnn.Trace:
+    """:func:`bptt_lib.rnn.forward_unchecked` with ``max(0, a)`` in place of ``tanh a``."""
     k = rnn_kernels()
     T, B, _ = x.shape
     H, K = p["W"].shape[0], p["V"].shape[0]
-    dtype = np.result_type(*p.values(), x, h0)
     one_B = np.ones((B, 1))
-    h = np.empty((T + 1, B, H), dtype=dtype)
+    h = np.empty((T + 1, B, H), dtype=np.result_type(*p.values(), x, h0))
     h[0] = h0
     for t in range(T):
         h[t + 1] = _relu(k.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
     o = k.output_affine(h[1:].reshape(T * B, H), p["V"], p["c"][None, :], np.ones((T * B, 1))).reshape(T, B, K)
-    shifted = o - o.real.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    total = exp.sum(axis=-1, keepdims=True)
-    return rnn.Trace(x=x, h=h, o=o, yhat=exp / total, log_yhat=shifted - np.log(total))
+    yhat, log_yhat = softmax_and_log(o)
+    return rnn.Trace(x=x, h=h, o=o, yhat=yhat, log_yhat=log_yhat)
 
 
 def relu_forward(params: dict, x, h0=None) -> rnn.Trace:
@@ -261,27 +231,20 @@ def relu_backward(params: dict, trace: rnn.Trace, y) -> tuple[dict, np.ndarray]:
     y = rnn.check_targets(y, sizes)
     k, relu_vjp = rnn_kernels(), relu_kernels().relu_vjp
     T, B, D = trace.x.shape
-    H, K = sizes["H"], sizes["K"]
-    ones = np.ones((T * B, 1))
-    Y = np.zeros((T * B, K))
-    Y[np.arange(T * B), y.reshape(-1)] = 1.0
+    H = sizes["H"]
+    dV, dc, grad_h_from_o = rnn.output_grads(p, trace, y)   # the output layer: as for tanh
 
-    G_o = k.softmax_nll_grad(trace.yhat.reshape(T * B, K), Y, B)
-    dV, dc, grad_h_from_o = k.output_vjp(G_o, trace.h[1:].reshape(T * B, H), p["V"], ones)
-    grad_h_from_o = grad_h_from_o.reshape(T, B, H)
-
-    grad_h = np.empty((T, B, H))
-    G_a = np.empty((T, B, H))
+    # The recursion, with the ReLU rule where rnn.backward has tanh_vjp.
+    grad_h, G_a = np.empty((T, B, H)), np.empty((T, B, H))
     dh_next = np.zeros((B, H))
     for t in reversed(range(T)):
         grad_h[t] = grad_h_from_o[t] + dh_next
         G_a[t] = relu_vjp(grad_h[t], trace.h[t + 1])
         dh_next = k.hidden_vjp_h_prev(G_a[t], p["W"])
 
-    dW, dU, db = k.hidden_vjp_params(
-        G_a.reshape(T * B, H), trace.h[:-1].reshape(T * B, H), trace.x.reshape(T * B, D), ones
-    )
-    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc.reshape(K)}
+    dW, dU, db = k.hidden_vjp_params(G_a.reshape(T * B, H), trace.h[:-1].reshape(T * B, H),
+                                     trace.x.reshape(T * B, D), np.ones((T * B, 1)))
+    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc}
     check_finite_result("relu_loss_and_grads", grads)
     return grads, grad_h
 
@@ -318,60 +281,6 @@ def relu_loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
     check_finite_result("relu_loss_and_grads", {"loss": np.asarray(value)})
     grads, _ = relu_backward(p, trace, y)
     return value, grads
-
-
-# --- Jacobian products over the lag -------------------------------------------------
-
-
-def jacobian_product_norms(params: dict, x, h0=None, *, activation: str = "tanh") -> np.ndarray:
-    r"""Spectral norms :math:`\lVert \partial h^{(T)} / \partial h^{(T-\ell)} \rVert_2` for lags :math:`\ell = 0, \dots, T`.
-
-    The Jacobian of the last state with respect to an earlier one is the product
-
-    .. math::
-
-        \frac{\partial h^{(T)}}{\partial h^{(T-\ell)}}
-        = \prod_{t = T-\ell+1}^{T} \operatorname{diag}\!\big(\phi'(a^{(t)})\big)\, W ,
-
-    built here backwards one step at a time without forming any diagonal
-    matrix: the rows of the identity (the unit vectors :math:`e_i^\top`) are
-    pushed through the generated backward kernels ``tanh_vjp`` (or ``relu_vjp``)
-    and ``hidden_vjp_h_prev``. After :math:`\ell` steps row :math:`i` is
-    :math:`e_i^\top \partial h^{(T)} / \partial h^{(T-\ell)}`, so the rows form the
-    whole Jacobian.
-
-    Parameters
-    ----------
-    params : dict
-        RNN parameters (only ``W``, ``U``, ``b`` are used; ``V`` and ``c`` are validated).
-    x : array_like, (T, B, D)
-    h0 : array_like, (B, H), optional
-    activation : {"tanh", "relu"}
-
-    Returns
-    -------
-    ndarray, (T + 1, B)
-        ``norms[lag, b]`` for example ``b``; ``norms[0] == 1``.
-    """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
-    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="float")
-    T, B, H = sizes["T"], sizes["B"], sizes["H"]
-    k = rnn_kernels()
-    with np.errstate(over="ignore", invalid="ignore"):
-        if activation == "tanh":
-            h, act_vjp = rnn.forward_unchecked(p, x, h0).h, k.tanh_vjp
-        else:
-            h, act_vjp = _relu_forward(p, x, h0).h, relu_kernels().relu_vjp
-    norms = np.empty((T + 1, B))
-    norms[0] = 1.0
-    rows = np.broadcast_to(np.eye(H), (B, H, H)).reshape(B * H, H)    # e_i^T for every example
-    for lag in range(1, T + 1):
-        t = T - lag + 1                                                # the step being crossed
-        h_t = np.repeat(h[t], H, axis=0)                               # (B * H, H): each example's h^(t), H times
-        rows = k.hidden_vjp_h_prev(act_vjp(rows, h_t), p["W"])
-        norms[lag] = np.linalg.norm(rows.reshape(B, H, H), ord=2, axis=(1, 2))
-    return norms
 
 
 # --- figures ------------------------------------------------------------------------

@@ -14,6 +14,11 @@ uniformly. For :math:`t \le k` there is nothing to recall: those targets are
 information that entered the network exactly :math:`k` steps earlier, so the
 gap is the length of the dependency, and guessing scores ``1 / n_symbols``.
 
+With ``blank=True`` the first :math:`k` steps get an extra class instead,
+:math:`y^{(t)} = D` ("nothing to recall yet", ``K = D + 1`` classes), so that
+every step has a target and the plain loss of :func:`bptt_lib.rnn.loss_and_grads`
+applies (chapters 6 and 9).
+
 The loss counts only the steps that have a target:
 
 .. math::
@@ -31,7 +36,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import rnn
-from .validation import as_array, check_finite_result
+from .softmax import onehot
+from .validation import as_array, check_finite_result, positive_int
 
 __all__ = [
     "IGNORE", "recall_targets", "delayed_recall", "recall_batches",
@@ -40,14 +46,6 @@ __all__ = [
 
 IGNORE = -1
 """Target value of a step without a target (no loss, not counted by :func:`accuracy`)."""
-
-
-def _int_at_least(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be at least {low}; got {value}")
-    return int(value)
 
 
 def recall_targets(x, gap: int) -> np.ndarray:
@@ -75,7 +73,7 @@ def recall_targets(x, gap: int) -> np.ndarray:
     TypeError, ValueError
         If ``gap`` is not a positive int, or ``x`` is not a one-hot array of rank 3.
     """
-    gap = _int_at_least("gap", gap, 1)
+    gap = positive_int("gap", gap)
     x = as_array("x", x, ("T", "B", "D"), {})
     if not (np.all((x == 0) | (x == 1)) and np.all(x.sum(axis=-1) == 1)):
         raise ValueError("x must be one-hot along its last axis (D): one 1 and zeros elsewhere at every (t, b)")
@@ -85,7 +83,8 @@ def recall_targets(x, gap: int) -> np.ndarray:
     return y
 
 
-def delayed_recall(n_symbols: int, gap: int, T: int, batch: int, rng: np.random.Generator):
+def delayed_recall(n_symbols: int, gap: int, T: int, batch: int, rng: np.random.Generator,
+                   *, blank: bool = False):
     r"""A batch of the delayed-recall task: recall the symbol shown ``gap`` steps ago.
 
     Parameters
@@ -100,7 +99,14 @@ def delayed_recall(n_symbols: int, gap: int, T: int, batch: int, rng: np.random.
     batch : int
         Number of sequences :math:`B \ge 1`.
     rng : numpy.random.Generator
-        The only source of randomness: the same seed gives the same batch.
+        The only source of randomness: the same seed gives the same batch (and
+        the same inputs whatever ``blank`` is).
+    blank : bool
+        ``False`` (default): the first ``gap`` steps have the target
+        :data:`IGNORE`, for :func:`masked_loss_and_grads`. ``True``: they have
+        the extra class ``n_symbols`` ("nothing yet"), so the network needs
+        ``K = n_symbols + 1`` outputs and :func:`bptt_lib.rnn.loss_and_grads`
+        trains on the targets as they are.
 
     Returns
     -------
@@ -108,42 +114,49 @@ def delayed_recall(n_symbols: int, gap: int, T: int, batch: int, rng: np.random.
         One-hot symbols drawn uniformly and independently.
     y : ndarray of int, (T, B)
         ``recall_targets(x, gap)``: :math:`y^{(t)} = s^{(t-k)}` for :math:`t > k`,
-        :data:`IGNORE` before.
+        :data:`IGNORE` (or ``n_symbols`` if ``blank``) before.
 
     Examples
     --------
     >>> x, y = delayed_recall(3, 2, 5, 1, np.random.default_rng(0))
     >>> x.argmax(-1)[:, 0], y[:, 0]
     (array([2, 1, 1, 0, 0]), array([-1, -1,  2,  1,  1]))
+    >>> delayed_recall(3, 2, 5, 1, np.random.default_rng(0), blank=True)[1][:, 0]
+    array([3, 3, 2, 1, 1])
     """
-    n_symbols = _int_at_least("n_symbols", n_symbols, 2)
-    gap = _int_at_least("gap", gap, 1)
-    T = _int_at_least("T", T, 1)
-    batch = _int_at_least("batch", batch, 1)
+    n_symbols = positive_int("n_symbols", n_symbols, low=2)
+    gap = positive_int("gap", gap)
+    T = positive_int("T", T)
+    batch = positive_int("batch", batch)
     if T <= gap:
         raise ValueError(f"T must exceed gap so that some step has a target; got T={T}, gap={gap}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
+    if not isinstance(blank, (bool, np.bool_)):
+        raise TypeError(f"blank must be a bool; got {type(blank).__name__}")
     symbols = rng.integers(0, n_symbols, size=(T, batch))
-    x = np.eye(n_symbols)[symbols]
-    return x, recall_targets(x, gap)
+    x = onehot(symbols, n_symbols)
+    y = recall_targets(x, gap)
+    if blank:
+        y[:gap] = n_symbols
+    return x, y
 
 
-def recall_batches(n_symbols: int, gap: int, T: int, batch: int, seed: int):
+def recall_batches(n_symbols: int, gap: int, T: int, batch: int, seed: int, *, blank: bool = False):
     """A fresh, reproducible batch per training step, for :func:`bptt_lib.training.train`.
 
     Returns
     -------
     callable
-        ``data(step) -> (x, y)``, the :func:`delayed_recall` batch drawn with
-        ``np.random.default_rng([seed, step])``: the same step always gives the
-        same batch, whatever was drawn before.
+        ``data(step) -> (x, y)``, the :func:`delayed_recall` batch (with the
+        given ``blank``) drawn with ``np.random.default_rng([seed, step])``: the
+        same step always gives the same batch, whatever was drawn before.
     """
-    seed = _int_at_least("seed", seed, 0)
-    delayed_recall(n_symbols, gap, T, batch, np.random.default_rng(seed))  # validate once, early
+    seed = positive_int("seed", seed, low=0)
+    delayed_recall(n_symbols, gap, T, batch, np.random.default_rng(seed), blank=blank)  # validate once, early
 
     def data(step: int):
-        return delayed_recall(n_symbols, gap, T, batch, np.random.default_rng([seed, step]))
+        return delayed_recall(n_symbols, gap, T, batch, np.random.default_rng([seed, step]), blank=blank)
 
     return data
 
@@ -216,7 +229,7 @@ def masked_backward(params: dict, x, y) -> tuple[float, dict, np.ndarray]:
     picked = np.take_along_axis(trace.log_yhat, y_filled[..., None], axis=-1)[..., 0]
     value = float(-np.sum(picked * keep) / y.shape[1])
     check_finite_result("masked_loss_and_grads", {"loss": np.asarray(value)})
-    placeholder = np.eye(trace.yhat.shape[-1])[y_filled]
+    placeholder = onehot(y_filled, trace.yhat.shape[-1])
     yhat = np.where(keep[..., None], trace.yhat, placeholder)
     masked = rnn.Trace(x=trace.x, h=trace.h, o=trace.o, yhat=yhat, log_yhat=trace.log_yhat)
     grads, grad_h = rnn.backward(params, masked, y_filled)

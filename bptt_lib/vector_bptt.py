@@ -8,9 +8,10 @@ needs to look at that backward pass:
   :func:`bptt_lib.codegen.generate`, evaluated example by example, so that
   ``rnn.backward`` can be compared with it on the same network;
 - :func:`grad_h_norms`: the per-example norm :math:`\|\nabla_{h^{(t)}} L\|` over time;
-- :func:`weight_grad_contributions`: the term of :math:`\nabla_W L` that each step adds;
-- :func:`delay_task`: a seeded synthetic sequence task (recall the symbol seen
-  ``delay`` steps ago).
+- :func:`weight_grad_contributions`: the term of :math:`\nabla_W L` that each step adds.
+
+The chapter's training example uses the delayed-recall task of
+:func:`bptt_lib.tasks.delayed_recall`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from . import rnn
 from .codegen import generate
 from .derive import bptt as dbptt
 from .kernels import rnn_kernels
+from .softmax import onehot
 from .validation import as_array
 
 __all__ = [
     "FORMS", "derivation_gradients", "grad_h_norms", "grad_h_from_later_steps",
-    "weight_grad_contributions", "delay_task",
+    "weight_grad_contributions",
 ]
 
 FORMS = ("componentwise", "correct", "diag_after")
@@ -105,16 +107,9 @@ def derivation_gradients(params: dict, x, y, h0=None, *, form: str = "componentw
     """
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}; got {form!r}")
-    trace = rnn.forward(params, x, h0)
-    sizes: dict = {}
-    p = {key: as_array(f'params["{key}"]', params[key], rnn.PARAM_SHAPES[key], sizes)
-         for key in ("W", "V", "U", "b", "c")}
-    x = as_array("x", x, ("T", "B", "D"), sizes)
-    y = as_array("y", y, ("T", "B"), sizes, kind="int")
-    if y.min() < 0 or y.max() >= sizes["K"]:
-        raise ValueError(
-            f"y must hold class indices in [0, K={sizes['K']}); got values from {y.min()} to {y.max()}"
-        )
+    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="float")
+    y = rnn.check_targets(y, sizes)
+    trace = rnn.forward_unchecked(p, x, h0)
     for dim, high in _LIMITS.items():
         if sizes[dim] > high:
             raise ValueError(
@@ -124,11 +119,11 @@ def derivation_gradients(params: dict, x, y, h0=None, *, form: str = "componentw
         raise ValueError(f"K = {sizes['K']}: the derivation needs at least two classes")
     T, B, D, H, K = (sizes[d] for d in "TBDHK")
     kernel = _kernel(form, T, D, H, K)
-    onehot = np.eye(K)[y]
+    targets = onehot(y, K)
     grads = {key: np.zeros_like(value) for key, value in p.items()}
     grad_h, grad_o = np.empty((T, B, H)), np.empty((T, B, K))
     for i in range(B):
-        leaves = [p["W"], p["U"], p["b"], p["V"], p["c"], trace.h[0, i], x[:, i], onehot[:, i]]
+        leaves = [p["W"], p["U"], p["b"], p["V"], p["c"], trace.h[0, i], x[:, i], targets[:, i]]
         values = [v for arr in leaves for v in np.ravel(arr)]
         if form != "componentwise":
             values += list(trace.h[1:, i].ravel()) + list(trace.yhat[:, i].ravel())
@@ -240,30 +235,3 @@ def weight_grad_contributions(trace: rnn.Trace, grad_h) -> np.ndarray:
         out[t] = k.hidden_vjp_params(G_a, trace.h[t], trace.x[t], ones)[0]
     return out
 
-
-def delay_task(n_steps: int, n_batch: int, n_symbols: int, delay: int, *, rng: np.random.Generator):
-    r"""A batch of the delayed-recall task: output the symbol seen ``delay`` steps ago.
-
-    Inputs are random symbols :math:`s^{(t)} \in \{0, \dots, n_\text{symbols} - 1\}`,
-    one-hot encoded. The target at step ``t`` is class :math:`s^{(t - \text{delay})} + 1`
-    once ``t > delay``, and class 0 ("nothing to recall yet") before that, so
-    ``K = n_symbols + 1``.
-
-    Returns
-    -------
-    x : ndarray, (T, B, n_symbols)
-    y : ndarray of int, (T, B)
-    """
-    checks = (("n_steps", n_steps, 1), ("n_batch", n_batch, 1), ("n_symbols", n_symbols, 2), ("delay", delay, 0))
-    for name, value, low in checks:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
-    if delay >= n_steps:
-        raise ValueError(f"delay must be smaller than n_steps = {n_steps}; got {delay}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    symbols = rng.integers(0, n_symbols, size=(n_steps, n_batch))
-    x = np.eye(n_symbols)[symbols]
-    y = np.zeros((n_steps, n_batch), dtype=int)
-    y[delay:] = symbols[: n_steps - delay] + 1
-    return x, y

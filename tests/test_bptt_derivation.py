@@ -217,21 +217,6 @@ def test_helpers_validation():
         vb.grad_h_from_later_steps(params, None, np.zeros((2, 2, 2)))
 
 
-def test_delay_task():
-    x, y = vb.delay_task(6, 5, 3, 2, rng=np.random.default_rng(0))
-    assert x.shape == (6, 5, 3) and y.shape == (6, 5)
-    assert np.all(y[:2] == 0)
-    np.testing.assert_array_equal(y[2:], x[:4].argmax(-1) + 1)
-    x2, y2 = vb.delay_task(6, 5, 3, 2, rng=np.random.default_rng(0))
-    assert np.array_equal(x, x2) and np.array_equal(y, y2)
-    with pytest.raises(ValueError, match="delay must be smaller"):
-        vb.delay_task(3, 1, 2, 3, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="n_symbols"):
-        vb.delay_task(3, 1, 1, 1, rng=np.random.default_rng(0))
-    with pytest.raises(TypeError, match="rng"):
-        vb.delay_task(3, 1, 2, 1, rng=0)
-
-
 # --- exercises ------------------------------------------------------------------------------
 
 

@@ -230,12 +230,14 @@ def test_bad_input(rng):
         jp.jacobian_product(W, np.ones((5, 4)), 0, 2)
     with pytest.raises(ValueError, match="k must be at most t"):
         jp.jacobian_product(W, h, 3, 2)
-    with pytest.raises(ValueError, match="t must be from 0 to 8"):
+    with pytest.raises(ValueError, match="t must be an int from 0 to 8"):
         jp.jacobian_product(W, h, 0, 9)
     with pytest.raises(TypeError, match="k must be an int"):
         jp.jacobian_product(W, h, 1.0, 2)
     with pytest.raises(ValueError, match="activation"):
-        jp.jacobian_product(W, h, 0, 2, "relu")
+        jp.jacobian_product(W, h, 0, 2, "softplus")
+    with pytest.raises(ValueError, match="activation"):
+        jp.hidden_states(params, x, activation="relu")
     with pytest.raises(ValueError, match="non-finite"):
         jp.jacobian_product(W * np.nan, h, 0, 2)
     with pytest.raises(TypeError, match="rng"):

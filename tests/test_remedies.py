@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bptt_lib import gradcheck, remedies, rnn, tasks
+from bptt_lib import jacobian_products as jp
 from bptt_lib.clip import global_norm
 from bptt_lib.derive import relu as derive_relu
 from bptt_lib.exercises import verdict
@@ -41,12 +42,6 @@ def make_problem(seed, T, B, D, H, K, recurrent="orthogonal"):
     y = rng.integers(0, K, size=(T, B))
     h0 = np.abs(0.5 * rng.standard_normal((B, H)))
     return params, x, y, h0
-
-
-def recall_with_blank(T, B, D, gap, seed):
-    """Chapter 10's delayed-recall batch, with the steps before the gap given the extra class D."""
-    x, y = tasks.delayed_recall(D, gap, T, B, np.random.default_rng(seed))
-    return x, np.where(y == tasks.IGNORE, D, y)
 
 
 def preactivations(params, x, h0):
@@ -115,7 +110,7 @@ def test_initialisers_are_reproducible():
 def test_relu_derivative_is_derived_and_generated():
     assert derive_relu.prove_derivative()
     assert derive_relu.prove_derivative_in_output()
-    relu_vjp = remedies.relu_kernels().relu_vjp
+    relu_vjp = jp.relu_kernels().relu_vjp
     assert relu_vjp.expr == derive_relu.vjp()
     g = np.array([[2.0, -3.0, 5.0, 7.0]])
     h = np.array([[0.5, 0.0, 3.0, 0.0]])
@@ -172,7 +167,7 @@ def test_relu_forward_follows_the_equations():
 def test_relu_backward_calls_the_generated_kernels(monkeypatch):
     params, x, y, h0 = make_problem(4, T=5, B=2, D=3, H=4, K=3)
     _, reference = remedies.relu_loss_and_grads(params, x, y, h0)
-    spaces = {"relu_vjp": remedies.relu_kernels()}
+    spaces = {"relu_vjp": jp.relu_kernels()}
     k = rnn_kernels()
     for name in ("hidden_vjp_h_prev", "hidden_vjp_params", "output_vjp", "softmax_nll_grad", "hidden_preactivation"):
         spaces[name] = k
@@ -207,7 +202,7 @@ def test_a_dead_unit_gets_no_gradient():
 
 
 def test_relu_rnn_trains_with_the_shared_loop():
-    x, y = recall_with_blank(8, 8, 3, 1, seed=0)
+    x, y = tasks.delayed_recall(3, 1, 8, 8, np.random.default_rng(0), blank=True)
     params = remedies.init_params(3, 8, 4, rng=np.random.default_rng(1), recurrent="identity")
     _, history = train(params, (x, y), steps=60, lr=0.05, max_norm=5.0, loss_and_grads=remedies.relu_loss_and_grads)
     assert history.diverged_at is None and history.loss[-1] < 0.7 * history.loss[0]
@@ -234,13 +229,13 @@ def test_relu_bad_input():
 
 def test_initialiser_bad_input():
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="n must be a positive int"):
+    with pytest.raises(ValueError, match="n must be an int at least 1"):
         remedies.init_orthogonal(0, rng=rng)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         remedies.init_gaussian(3, rng=0)
-    with pytest.raises(ValueError, match="gain must be positive"):
+    with pytest.raises(ValueError, match="gain must be a positive finite number"):
         remedies.init_identity(3, gain=-1.0)
-    with pytest.raises(TypeError, match="gain must be a number"):
+    with pytest.raises(TypeError, match="gain must be a real number"):
         remedies.init_identity(3, gain="1")
     with pytest.raises(ValueError, match="recurrent must be one of"):
         remedies.init_params(2, 3, 2, rng=rng, recurrent="xavier")
@@ -255,21 +250,26 @@ def test_initialiser_bad_input():
 # --- Jacobian products ---------------------------------------------------------------
 
 
-def test_tanh_norms_agree_with_chapter_8():
-    """For tanh, the batched norms equal chapter 8's one-sequence ``lag_norms`` (which rescales as it goes)."""
-    jp = pytest.importorskip("bptt_lib.jacobian_products")
-    params, x, _, h0 = make_problem(10, T=12, B=3, D=2, H=5, K=2, recurrent="gaussian")
-    norms = remedies.jacobian_product_norms(params, x, h0, activation="tanh")
-    h = rnn.forward(params, x, h0).h
-    for b in range(3):
-        np.testing.assert_allclose(norms[:, b], jp.lag_norms(params["W"], h[:, b], "tanh"), rtol=1e-10)
+def relu_or_tanh_states(params, x, h0, activation):
+    return (rnn.forward if activation == "tanh" else remedies.relu_forward)(params, x, h0).h
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_jacobian_product_norms_match_explicit_products(activation):
+def test_batched_lag_norms_equal_one_sequence_at_a_time(activation):
+    """Chapter 8's ``lag_norms`` on a batch of states equals it on each sequence alone (same operations)."""
+    params, x, _, h0 = make_problem(10, T=12, B=3, D=2, H=5, K=2, recurrent="gaussian")
+    h = relu_or_tanh_states(params, x, h0, activation)
+    norms = jp.lag_norms(params["W"], h, activation)
+    assert norms.shape == (13, 3)
+    for b in range(3):
+        np.testing.assert_allclose(norms[:, b], jp.lag_norms(params["W"], h[:, b], activation), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_lag_norms_match_explicit_products(activation):
     params, x, _, h0 = make_problem(8, T=7, B=2, D=2, H=4, K=2, recurrent="gaussian")
-    norms = remedies.jacobian_product_norms(params, x, h0, activation=activation)
-    h = (rnn.forward if activation == "tanh" else remedies.relu_forward)(params, x, h0).h
+    h = relu_or_tanh_states(params, x, h0, activation)
+    norms = jp.lag_norms(params["W"], h, activation)
     assert norms.shape == (8, 2)
     for b in range(2):
         M = np.eye(4)
@@ -277,24 +277,23 @@ def test_jacobian_product_norms_match_explicit_products(activation):
             t = 7 - lag + 1
             d = 1 - h[t, b] ** 2 if activation == "tanh" else (h[t, b] > 0).astype(float)
             M = M @ np.diag(d) @ params["W"]          # d h^(T) / d h^(t-1), one step further back
+            # Seven factors, rescaled after each: round-off well below 1e-10 relative.
             assert norms[lag, b] == pytest.approx(np.linalg.norm(M, 2), rel=1e-10)
 
 
 def test_irnn_jacobian_is_a_product_of_masks():
     """With W = I and ReLU, dh^(T)/dh^(T-l) is diagonal with 0/1 entries: its norm is 1 or 0."""
-    x, _ = recall_with_blank(30, 4, 4, 2, seed=0)
+    x, _ = tasks.delayed_recall(4, 2, 30, 4, np.random.default_rng(0), blank=True)
     params = remedies.init_params(4, 8, 5, rng=np.random.default_rng(1), recurrent="identity")
-    norms = remedies.jacobian_product_norms(params, x, activation="relu")
+    norms = jp.lag_norms(params["W"], remedies.relu_forward(params, x).h, "relu")
     assert set(np.unique(norms)) <= {0.0, 1.0}
     assert np.all(np.diff(norms, axis=0) <= 0)       # once every path is cut, it stays cut
 
 
-def test_jacobian_product_norms_bad_input():
-    params, x, _, _ = make_problem(9, T=3, B=1, D=2, H=3, K=2)
+def test_lag_norms_bad_activation():
+    params, x, _, h0 = make_problem(9, T=3, B=1, D=2, H=3, K=2)
     with pytest.raises(ValueError, match="activation must be one of"):
-        remedies.jacobian_product_norms(params, x, activation="sigmoid")
-    with pytest.raises(ValueError, match=r"x must have shape"):
-        remedies.jacobian_product_norms(params, x[0])
+        jp.lag_norms(params["W"], remedies.relu_forward(params, x, h0).h, "softplus")
 
 
 # --- figures --------------------------------------------------------

@@ -40,6 +40,21 @@ def test_deterministic_per_seed_and_seeds_differ():
     assert not np.array_equal(data(7)[0], data(8)[0])
 
 
+def test_blank_gives_the_extra_class_and_the_same_inputs():
+    x, y = tasks.delayed_recall(3, 2, 6, 5, np.random.default_rng(0))
+    x_b, y_b = tasks.delayed_recall(3, 2, 6, 5, np.random.default_rng(0), blank=True)
+    np.testing.assert_array_equal(x_b, x)
+    assert np.all(y_b[:2] == 3)                                        # the extra class D
+    np.testing.assert_array_equal(y_b[2:], y[2:])
+    params = rnn.init_params(3, 4, 4, rng=np.random.default_rng(1))   # K = D + 1
+    loss, _ = rnn.loss_and_grads(params, x_b, y_b)                     # every step has a target
+    assert np.isfinite(loss)
+    data = tasks.recall_batches(3, 2, 6, 5, seed=2, blank=True)
+    assert np.all(data(4)[1][:2] == 3)
+    with pytest.raises(TypeError, match="blank must be a bool"):
+        tasks.delayed_recall(3, 2, 6, 5, np.random.default_rng(0), blank=1)
+
+
 def test_symbols_are_uniform():
     x, _ = tasks.delayed_recall(4, 1, 50, 2000, np.random.default_rng(0))
     freq = np.bincount(x.argmax(-1).ravel(), minlength=4) / (50 * 2000)
@@ -54,11 +69,11 @@ def test_recall_targets_when_gap_is_not_shorter_than_T():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(n_symbols=1), ValueError, "n_symbols must be at least 2"),
-    (dict(gap=0), ValueError, "gap must be at least 1"),
+    (dict(n_symbols=1), ValueError, "n_symbols must be an int at least 2"),
+    (dict(gap=0), ValueError, "gap must be an int at least 1"),
     (dict(gap=2.0), TypeError, "gap must be an int"),
     (dict(T=3, gap=3), ValueError, "T must exceed gap"),
-    (dict(batch=0), ValueError, "batch must be at least 1"),
+    (dict(batch=0), ValueError, "batch must be an int at least 1"),
     (dict(rng=0), TypeError, "rng must be a numpy.random.Generator"),
 ])
 def test_bad_generator_inputs(kwargs, error, match):

@@ -7,8 +7,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from ..softmax import onehot
 from ..tasks import recall_targets
 from . import register
 
@@ -24,7 +23,7 @@ def _cases(rng):
     cases = []
     # (T, B, D, gap): a gap of 1, gaps in the middle, the largest gap with a target, and T <= gap.
     for T, B, D, gap in [(4, 1, 3, 1), (6, 3, 4, 2), (8, 2, 5, 5), (5, 4, 2, 4), (3, 2, 3, 3), (3, 2, 3, 5)]:
-        x = np.eye(D)[rng.integers(0, D, size=(T, B))]
+        x = onehot(rng.integers(0, D, size=(T, B)), D)
         cases.append({"x": x, "gap": gap})
     return cases
 
