@@ -28,7 +28,8 @@ backward rule ``relu_vjp`` is generated here (:func:`relu_kernels`).
 - :func:`slope_bound`, :func:`norm_bound`, :func:`lag_norms`, :func:`horizon`,
   :func:`horizon_bound`: the bound and what it says about how far back a
   gradient reaches.
-- :func:`recurrent_weight`: a seeded random :math:`W` with a given spectral radius.
+- :func:`recurrent_weight`: a seeded random :math:`W` with a given spectral radius
+  (orthogonal via :func:`orthogonalise`, or a rescaled Gaussian).
 - :func:`plot_lag_norms`, :func:`plot_spectrum`, :func:`plot_horizons`: the figures.
 - :func:`relu_kernels`: the generated ReLU backward rule.
 """
@@ -55,7 +56,7 @@ from .validation import as_array, positive_int, positive_number, require_finite,
 
 __all__ = [
     "ACTIVATION_NAMES", "VJP_ACTIVATIONS", "MACHINE_EPSILON", "relu_kernels",
-    "slope_bound", "recurrent_weight", "hidden_states",
+    "slope_bound", "orthogonalise", "check_rng", "recurrent_weight", "hidden_states",
     "jacobian_product", "step_jacobian_kernel", "explicit_jacobian_product",
     "finite_difference_jacobian",
     "norm_bound", "lag_norms", "horizon", "horizon_bound",
@@ -118,8 +119,44 @@ def slope_bound(activation: str = "tanh") -> float:
     return float(peak)
 
 
+def orthogonalise(A) -> np.ndarray:
+    r"""The orthogonal factor :math:`Q` of :math:`A = QR`, with the signs fixed so that :math:`\operatorname{diag} R > 0`.
+
+    With that sign convention the factorisation of a full-rank square matrix is
+    unique, so the result is a deterministic function of ``A``. Applied to a
+    matrix of independent standard normal entries it gives a matrix distributed
+    uniformly (Haar) over the orthogonal group. Used by :func:`recurrent_weight`
+    and by :func:`bptt_lib.remedies.init_orthogonal` (which re-exports it).
+
+    Parameters
+    ----------
+    A : array_like, (n, n)
+        A real, finite, full-rank square matrix.
+
+    Returns
+    -------
+    ndarray, (n, n)
+        :math:`Q` with :math:`Q^\top Q = I`.
+    """
+    sizes: dict = {}
+    A = as_array("A", A, ("n", "n"), sizes)
+    require_finite("A", A)
+    Q, R = np.linalg.qr(A)
+    d = np.diag(R)
+    if np.min(np.abs(d)) <= 1e-12 * max(np.max(np.abs(d)), 1.0):
+        raise ValueError("A must have full rank; its QR factor R has a zero on the diagonal")
+    return Q * np.sign(d)[None, :]
+
+
+def check_rng(rng) -> np.random.Generator:
+    """Raise ``TypeError`` unless ``rng`` is a :class:`numpy.random.Generator`; return it."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
+    return rng
+
+
 def recurrent_weight(n_hidden: int, radius: float, *, kind: str = "orthogonal", rng: np.random.Generator) -> np.ndarray:
-    r"""A random recurrent matrix :math:`W` (H, H) with spectral radius ``radius``.
+    r"""A random recurrent matrix :math:`W` (H, H) with spectral radius exactly ``radius``.
 
     Parameters
     ----------
@@ -128,12 +165,15 @@ def recurrent_weight(n_hidden: int, radius: float, *, kind: str = "orthogonal", 
     radius : float
         The spectral radius :math:`\rho(W) = \max_i |\lambda_i(W)|`, positive.
     kind : {"orthogonal", "gaussian"}
-        ``"orthogonal"``: :math:`\rho\, Q` with :math:`Q` a random orthogonal
-        matrix (QR of a Gaussian matrix); every eigenvalue has modulus
+        ``"orthogonal"``: :math:`\rho\, Q` with :math:`Q` = :func:`orthogonalise`
+        of a standard Gaussian matrix; every eigenvalue has modulus
         :math:`\rho` and every singular value equals :math:`\rho`.
         ``"gaussian"``: a standard Gaussian matrix rescaled so that its
-        largest eigenvalue modulus is :math:`\rho`; its largest singular value
-        is then larger than :math:`\rho` (about twice as large for large ``H``).
+        largest eigenvalue modulus is exactly :math:`\rho`; its largest singular
+        value is then larger than :math:`\rho`, by a factor approaching 2 as
+        ``H`` grows. (This differs from :func:`bptt_lib.remedies.init_gaussian`,
+        whose entries are :math:`\mathcal N(0, g^2/H)` with no rescaling, so that
+        its spectral radius is only close to :math:`g`.)
     rng : numpy.random.Generator
         The only source of randomness.
     """
@@ -141,13 +181,9 @@ def recurrent_weight(n_hidden: int, radius: float, *, kind: str = "orthogonal", 
     radius = positive_number("radius", radius)
     if kind not in ("orthogonal", "gaussian"):
         raise ValueError(f"kind must be 'orthogonal' or 'gaussian'; got {kind!r}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
-    A = rng.standard_normal((n_hidden, n_hidden))
+    A = check_rng(rng).standard_normal((n_hidden, n_hidden))
     if kind == "orthogonal":
-        Q, R = np.linalg.qr(A)
-        Q = Q * np.sign(np.diag(R))  # the sign fix makes Q uniformly distributed
-        return radius * Q
+        return radius * orthogonalise(A)
     return radius * A / np.max(np.abs(np.linalg.eigvals(A)))
 
 
@@ -156,8 +192,8 @@ def hidden_states(params: dict, x, h0=None, *, activation: str = "tanh") -> np.n
 
     The pre-activation is the generated kernel ``hidden_preactivation``; the
     activation is the generated ``tanh`` or ``sigmoid`` of
-    :func:`bptt_lib.chain_rule.activation_kernels`. For tanh the states are
-    those of :func:`bptt_lib.rnn.forward`.
+    :func:`bptt_lib.chain_rule.activation_kernels`, or the generated ``relu`` of
+    :func:`relu_kernels`. For tanh the states are those of :func:`bptt_lib.rnn.forward`.
 
     Parameters
     ----------
@@ -167,14 +203,14 @@ def hidden_states(params: dict, x, h0=None, *, activation: str = "tanh") -> np.n
         Inputs :math:`x^{(1)}, \dots, x^{(T)}`, one sequence or a batch.
     h0 : array_like, (H,) or (B, H), optional
         Initial state; zeros by default.
-    activation : {"tanh", "sigmoid"}
+    activation : {"tanh", "sigmoid", "relu"}
 
     Returns
     -------
     ndarray, (T + 1, H) or (T + 1, B, H)
         ``h[0] = h0`` and ``h[t]`` is :math:`h^{(t)}`.
     """
-    _check_activation(activation)
+    _check_activation(activation, ACTIVATION_NAMES + ("relu",))
     require_keys("params", params, ["W", "U", "b"])
     sizes: dict = {}
     W = as_array('params["W"]', params["W"], ("H", "H"), sizes)
@@ -193,7 +229,7 @@ def hidden_states(params: dict, x, h0=None, *, activation: str = "tanh") -> np.n
     for name, arr in (("W", W), ("U", U), ("b", b), ("x", x), ("h0", h0)):
         require_finite(name, arr)
     k = rnn_kernels()
-    phi = getattr(activation_kernels(), activation)
+    phi = relu_kernels().relu if activation == "relu" else getattr(activation_kernels(), activation)
     one_B = np.ones((sizes["B"], 1))
     h = np.empty((x.shape[0] + 1,) + h0.shape)
     h[0] = h0
@@ -206,11 +242,18 @@ def hidden_states(params: dict, x, h0=None, *, activation: str = "tanh") -> np.n
 
 
 @functools.cache
+@functools.cache
 def relu_kernels() -> SimpleNamespace:
-    """The generated ReLU backward rule ``relu_vjp(g, h) = g * [h > 0]`` (see :mod:`bptt_lib.derive.relu`)."""
-    return SimpleNamespace(relu_vjp=generate(
-        "relu_vjp", [derive_relu.g, derive_relu.h], derive_relu.vjp(),
-        "Gradient with respect to a, given the gradient g with respect to h = max(0, a)."))
+    """Generated ReLU kernels (see :mod:`bptt_lib.derive.relu`), once per process.
+
+    ``relu(a) = a [a > 0]`` (the convention H(0) = 0 of the derivative, so the
+    function and its derivative agree at the kink) and ``relu_vjp(g, h) = g [h > 0]``.
+    """
+    return SimpleNamespace(
+        relu=generate("relu", [derive_relu.a], derive_relu.a * derive_relu.derivative_convention(),
+                      "max(0, a), elementwise."),
+        relu_vjp=generate("relu_vjp", [derive_relu.g, derive_relu.h], derive_relu.vjp(),
+                          "Gradient with respect to a, given the gradient g with respect to h = max(0, a)."))
 
 
 def _backward_through_step(G: np.ndarray, W: np.ndarray, h_j: np.ndarray, activation: str) -> np.ndarray:

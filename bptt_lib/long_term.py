@@ -29,7 +29,7 @@ import numpy as np
 from . import rnn, tasks
 from .tasks import IGNORE
 from .training import History, train
-from .validation import as_array, positive_int
+from .validation import as_array, positive_int, positive_number
 
 __all__ = [
     "RecallRun", "train_recall", "gap_sweep", "backward_norms", "gradient_ratio",
@@ -107,8 +107,7 @@ def train_recall(gap: int, *, n_symbols: int = 4, n_hidden: int = 32, extra: int
     RecallRun
     """
     gap, extra = positive_int("gap", gap), positive_int("extra", extra)
-    if not (isinstance(w_gain, (int, float, np.floating)) and np.isfinite(w_gain) and w_gain > 0):
-        raise ValueError(f"w_gain must be a positive finite number; got {w_gain!r}")
+    w_gain = positive_number("w_gain", w_gain)
     initial = rnn.init_params(n_symbols, n_hidden, n_symbols, rng=np.random.default_rng(seed))
     initial["W"] = w_gain * initial["W"]
     data = tasks.recall_batches(n_symbols, gap, gap + extra, batch, seed)
@@ -154,8 +153,7 @@ def backward_norms(params: dict, x, y, t: int | None = None) -> np.ndarray:
     y = as_array("y", y, ("T", "B"), sizes, kind="int")
     T, B = y.shape
     t = T if t is None else t
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= T:
-        raise ValueError(f"t must be an int in [1, T={T}]; got {t!r}")
+    t = positive_int("t", t, high=T)
     if np.any(y[t - 1] == IGNORE):
         raise ValueError(f"y[t - 1] (step t={t}) must have a target for every example; it holds IGNORE")
     only_t = np.full_like(y, IGNORE)
@@ -219,11 +217,8 @@ def shift_register_params(n_symbols: int, gap: int, *, n_hidden: int | None = No
     gap = positive_int("gap", gap)
     m = int(np.ceil(np.log2(n_symbols)))
     needed = m * (gap + 1)
-    H = needed if n_hidden is None else n_hidden
-    if isinstance(H, bool) or not isinstance(H, (int, np.integer)) or H < needed:
-        raise ValueError(f"n_hidden must be an int of at least m (gap + 1) = {needed}; got {n_hidden!r}")
-    if not (np.isfinite(gain) and gain > 0):
-        raise ValueError(f"gain must be a positive finite number; got {gain!r}")
+    H = needed if n_hidden is None else positive_int("n_hidden", n_hidden, low=needed)
+    gain = positive_number("gain", gain)
     # Symbol d as m signs: the binary digits of d, 0 -> -1 and 1 -> +1.
     code = np.array([[1.0 if (d >> i) & 1 else -1.0 for i in range(m)] for d in range(n_symbols)])  # (D, m)
     U, W, V = np.zeros((H, n_symbols)), np.zeros((H, H)), np.zeros((n_symbols, H))

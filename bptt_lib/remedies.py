@@ -26,7 +26,7 @@ import numpy as np
 
 from . import rnn
 from .clip import clip_by_global_norm, clip_by_value
-from .jacobian_products import relu_kernels
+from .jacobian_products import check_rng, orthogonalise, relu_kernels
 from .kernels import rnn_kernels
 from .plotting import COLORS
 from .softmax import softmax_and_log
@@ -44,52 +44,21 @@ INITIALISERS = ("gaussian", "orthogonal", "identity")
 # --- initialisers -------------------------------------------------------------------
 
 
-def _check_rng(rng) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
-
-
-def orthogonalise(A) -> np.ndarray:
-    r"""The orthogonal factor :math:`Q` of :math:`A = QR`, with the signs fixed so that :math:`\operatorname{diag} R > 0`.
-
-    With that sign convention the factorisation of a full-rank square matrix is
-    unique, so the result is a deterministic function of ``A``. Applied to a
-    matrix of independent standard normal entries it gives a matrix distributed
-    uniformly (Haar) over the orthogonal group.
-
-    Parameters
-    ----------
-    A : array_like, (n, n)
-        A real, finite, full-rank square matrix.
-
-    Returns
-    -------
-    ndarray, (n, n)
-        :math:`Q` with :math:`Q^\top Q = I`.
-    """
-    sizes: dict = {}
-    A = as_array("A", A, ("n", "n"), sizes)
-    require_finite("A", A)
-    Q, R = np.linalg.qr(A)
-    d = np.diag(R)
-    if np.min(np.abs(d)) <= 1e-12 * max(np.max(np.abs(d)), 1.0):
-        raise ValueError("A must have full rank; its QR factor R has a zero on the diagonal")
-    return Q * np.sign(d)[None, :]
-
-
 def init_gaussian(n: int, *, rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
     r"""A scaled Gaussian recurrent matrix, entries :math:`\mathcal N(0, \text{gain}^2 / n)`.
 
     With ``gain = 1``, :math:`\mathbb E \lVert W v \rVert^2 = \lVert v \rVert^2` for every
     vector :math:`v`, and the spectral radius is close to 1 for large ``n``; the
-    singular values, however, spread from near 0 to near 2.
+    singular values, however, spread from near 0 to near 2. Unlike the
+    ``"gaussian"`` kind of :func:`bptt_lib.jacobian_products.recurrent_weight`,
+    the matrix is not rescaled to an exact spectral radius.
 
     Returns
     -------
     ndarray, (n, n)
     """
     n, gain = positive_int("n", n), positive_number("gain", gain)
-    _check_rng(rng)
+    check_rng(rng)
     return gain / np.sqrt(n) * rng.standard_normal((n, n))
 
 
@@ -105,7 +74,7 @@ def init_orthogonal(n: int, *, rng: np.random.Generator, gain: float = 1.0) -> n
     ndarray, (n, n)
     """
     n, gain = positive_int("n", n), positive_number("gain", gain)
-    _check_rng(rng)
+    check_rng(rng)
     return gain * orthogonalise(rng.standard_normal((n, n)))
 
 

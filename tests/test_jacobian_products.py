@@ -237,7 +237,7 @@ def test_bad_input(rng):
     with pytest.raises(ValueError, match="activation"):
         jp.jacobian_product(W, h, 0, 2, "softplus")
     with pytest.raises(ValueError, match="activation"):
-        jp.hidden_states(params, x, activation="relu")
+        jp.hidden_states(params, x, activation="softplus")
     with pytest.raises(ValueError, match="non-finite"):
         jp.jacobian_product(W * np.nan, h, 0, 2)
     with pytest.raises(TypeError, match="rng"):
@@ -285,3 +285,68 @@ def test_checker_rejects_wrong_answers(mistake):
         return P.T if mistake == "transposed" else P
 
     assert not verdict("jacobian_product", wrong)
+
+# --- ReLU units (used by the claims appendix and chapter 9) -----------------------------------
+# relu lag norms versus central differences (eps = 1e-6) of h^(T) as a function of h^(T-n):
+# the map is piecewise linear and at a generic point no unit is within eps of its kink, so the
+# differences are exact up to round-off ~1e-16 / 1e-6 = 1e-10 relative; 1e-6 leaves a wide margin.
+
+
+def relu_problem(seed=0, H=5, D=3, T=8):
+    rng = np.random.default_rng(seed)
+    params = {"W": rng.standard_normal((H, H)) / np.sqrt(H), "U": rng.standard_normal((H, D)),
+              "b": 0.1 * rng.standard_normal(H)}
+    return params, rng.standard_normal((T, D))
+
+
+def test_relu_states_match_numpy():
+    params, x = relu_problem()
+    h = jp.hidden_states(params, x, activation="relu")
+    expected = [np.zeros(5)]
+    for x_t in x:
+        expected.append(np.maximum(0.0, params["b"] + params["W"] @ expected[-1] + params["U"] @ x_t))
+    np.testing.assert_allclose(h, np.array(expected), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_relu_lag_norms_match_finite_differences(seed):
+    params, x = relu_problem(seed)
+    h = jp.hidden_states(params, x, activation="relu")
+    norms = jp.lag_norms(params["W"], h, "relu")
+    T, H, eps = x.shape[0], h.shape[1], 1e-6
+    assert norms[0] == 1.0
+    for n in (1, 3, T - 1):
+        k = T - n
+        J = np.empty((H, H))
+        for j in range(H):
+            e = np.zeros(H)
+            e[j] = eps
+            up = jp.hidden_states(params, x[k:], h0=h[k] + e, activation="relu")[-1]
+            down = jp.hidden_states(params, x[k:], h0=h[k] - e, activation="relu")[-1]
+            J[:, j] = (up - down) / (2 * eps)
+        fd = np.linalg.norm(J, 2)
+        assert abs(norms[n] - fd) <= 1e-6 * max(fd, 1e-12)
+
+
+def test_identity_weight_with_active_units_keeps_norm_one():
+    H = 4
+    params = {"W": np.eye(H), "U": np.ones((H, 2)), "b": np.zeros(H)}
+    h = jp.hidden_states(params, np.ones((6, 2)), activation="relu")
+    np.testing.assert_allclose(jp.lag_norms(params["W"], h, "relu"), 1.0, rtol=1e-12)
+
+
+def test_dead_units_block_the_gradient():
+    H = 3
+    params = {"W": np.eye(H), "U": -np.ones((H, 1)), "b": np.zeros(H)}
+    h = jp.hidden_states(params, np.ones((4, 1)), activation="relu")
+    assert np.all(jp.lag_norms(params["W"], h, "relu")[1:] == 0.0)
+
+
+def test_relu_bad_input():
+    params, x = relu_problem()
+    with pytest.raises(ValueError, match="x"):
+        jp.hidden_states(params, x[:, :2], activation="relu")
+    with pytest.raises(KeyError):
+        jp.hidden_states({"W": params["W"]}, x, activation="relu")
+    with pytest.raises(ValueError, match="h"):
+        jp.lag_norms(params["W"], np.zeros((4, 3)), "relu")

@@ -332,6 +332,22 @@ def test_clip_checker_accepts_the_reference_and_rejects_wrong_answers():
         result = verdict("remedies_clip_by_global_norm", wrong)
         assert not result and "differs from the expected value" in result.message, wrong.__name__
 
+    def in_place(grads, max_norm):            # right values, but the caller's arrays are changed
+        factor = min(1.0, max_norm / global_norm(grads))
+        for v in grads.values():
+            v *= factor
+        return grads
+
+    def replaces_entries(grads, max_norm):    # right values, but the caller's dict is changed
+        factor = min(1.0, max_norm / global_norm(grads))
+        for key in list(grads):
+            grads[key] = grads[key] * factor
+        return dict(grads)
+
+    for wrong in (in_place, replaces_entries):
+        result = verdict("remedies_clip_by_global_norm", wrong)
+        assert not result and "raised" in result.message, wrong.__name__
+
 
 def test_orthogonalise_checker_accepts_the_reference_and_rejects_wrong_answers():
     def sign_fixed(A):

@@ -201,13 +201,23 @@ def test_shift_register_solves_every_gap_and_its_gradient_ratio_is_exact():
 
 
 def test_helper_validation():
-    with pytest.raises(ValueError, match="n_hidden must be an int of at least"):
+    with pytest.raises(ValueError, match="n_hidden must be an int at least 26"):
         lt.shift_register_params(4, 12, n_hidden=20)
+    with pytest.raises(TypeError, match="gain must be a real number"):
+        lt.shift_register_params(4, 12, gain="x")
+    with pytest.raises(ValueError, match="gain must be a positive finite number"):
+        lt.shift_register_params(4, 12, gain=np.inf)
     with pytest.raises(ValueError, match="gaps must be a non-empty"):
         lt.gap_sweep([])
     with pytest.raises(ValueError, match="w_gain must be a positive"):
         lt.train_recall(1, w_gain=0.0)
+    with pytest.raises(TypeError, match="w_gain must be a real number"):
+        lt.train_recall(1, w_gain="1.5")
     params, x, y = _small_problem()
+    with pytest.raises(TypeError, match="t must be an int"):
+        lt.backward_norms(params, x, y, t=2.0)
+    with pytest.raises(ValueError, match="t must be an int from 1 to"):
+        lt.backward_norms(params, x, y, t=0)
     with pytest.raises(ValueError, match="must have a target for every example"):
         lt.backward_norms(params, x, y, t=1)
     with pytest.raises(ValueError, match="norms must be a 1-d array"):

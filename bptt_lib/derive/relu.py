@@ -24,12 +24,13 @@ pre-activation: :func:`vjp` is ``g * H(h)``.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from .activations import a, g
 
 __all__ = [
     "a", "h", "g", "relu", "derivative", "derivative_convention", "derivative_in_output",
-    "prove_derivative", "prove_derivative_in_output", "vjp",
+    "prove_derivative", "prove_derivative_in_output", "vjp", "latex",
 ]
 
 h = sp.Symbol("h", real=True)
@@ -82,3 +83,24 @@ def prove_derivative_in_output() -> bool:
 def vjp() -> sp.Expr:
     """The backward rule of the elementwise ReLU, ``g * [h > 0]``, in terms of the output."""
     return g * derivative_in_output()
+
+
+class _Printer(LatexPrinter):
+    """SymPy's LaTeX printer with the Heaviside step spelled out (SymPy writes it as theta)."""
+
+    def _print_Heaviside(self, expr, exp=None):
+        arg = self._print(expr.args[0])
+        if len(expr.args) == 2 and expr.args[1] == 0:
+            text = rf"[{arg} > 0]"                                   # the book's convention, H(0) = 0
+        else:
+            text = rf"\operatorname{{Heaviside}}\left({arg}\right)"   # SymPy's, H(0) = 1/2
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+def latex(expr: sp.Expr) -> str:
+    r"""LaTeX for ``expr`` with ``Heaviside(x, 0)`` as :math:`[x > 0]` and ``Heaviside(x)`` spelled out.
+
+    SymPy's own printer writes the step as :math:`\theta(x)`, which the book
+    uses for the clipping threshold.
+    """
+    return _Printer().doprint(expr)
