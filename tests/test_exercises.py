@@ -24,8 +24,12 @@ def test_reference_passes(name):
 def test_perturbed_answer_fails(name):
     reference = get(name).reference
 
+    integer = get(name).integer_result
+
     def off_by_a_little(**kwargs):
         out = reference(**kwargs)
+        if integer:
+            return np.asarray(out) + 1
         if isinstance(out, dict):
             return {k: np.asarray(v) * 1.001 + 1e-3 for k, v in out.items()}
         if isinstance(out, tuple):
@@ -73,3 +77,28 @@ def test_verdict_messages(double, capsys):
 def test_unknown_exercise_lists_the_known_ones():
     with pytest.raises(ValueError, match="no exercise named 'nope'; known exercises: "):
         verdict("nope", print)
+
+
+def test_in_place_changes_inside_a_dict_argument_are_caught():
+    ex = register("_test_scale_dict", reference=lambda grads: {k: 2 * v for k, v in grads.items()},
+                  cases=lambda rng: [{"grads": {"W": rng.standard_normal((2, 2))}}])
+    try:
+        def in_place(grads):
+            for v in grads.values():
+                v *= 2
+            return grads
+
+        assert "changed its input 'grads' in place" in verdict("_test_scale_dict", in_place).message
+        assert verdict("_test_scale_dict", ex.reference)
+    finally:
+        exercises._REGISTRY.pop("_test_scale_dict")
+
+
+def test_integer_results_can_be_required():
+    register("_test_labels", reference=lambda y: y + 1, cases=lambda rng: [{"y": rng.integers(0, 3, 4)}],
+             integer_result=True)
+    try:
+        assert verdict("_test_labels", lambda y: y + 1)
+        assert "should hold integers; got dtype float64" in verdict("_test_labels", lambda y: (y + 1.0)).message
+    finally:
+        exercises._REGISTRY.pop("_test_labels")

@@ -17,6 +17,7 @@ Each chapter registers its exercises in a module named after the chapter
 
 from __future__ import annotations
 
+import copy
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class Exercise:
     rtol, atol : float
         Tolerances for ``numpy.allclose``; the defaults suit float64 results of
         analytic formulas.
+    integer_result : bool
+        The result must hold integers (class labels, counts), not floats.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Exercise:
     cases: Callable[[np.random.Generator], list]
     rtol: float = 1e-9
     atol: float = 1e-12
+    integer_result: bool = False
     seed: int = 2024
 
 
@@ -71,11 +75,12 @@ _REGISTRY: dict[str, Exercise] = {}
 _LOADED = False
 
 
-def register(name: str, *, reference: Callable, cases: Callable, rtol: float = 1e-9, atol: float = 1e-12) -> Exercise:
+def register(name: str, *, reference: Callable, cases: Callable, rtol: float = 1e-9, atol: float = 1e-12,
+             integer_result: bool = False) -> Exercise:
     """Add an exercise to the registry (chapter modules call this at import)."""
     if name in _REGISTRY and _REGISTRY[name].reference is not reference:
         raise ValueError(f"an exercise named {name!r} is already registered")
-    ex = Exercise(name, reference, cases, rtol, atol)
+    ex = Exercise(name, reference, cases, rtol, atol, integer_result)
     _REGISTRY[name] = ex
     return ex
 
@@ -141,6 +146,8 @@ def _compare(expected: Any, got: Any, ex: Exercise, where: str = "result") -> st
         return None
     if got is None:
         return f"{where} is None: did the function forget to return its result?"
+    if ex.integer_result and np.asarray(got).dtype.kind not in "iu":
+        return f"{where} should hold integers; got dtype {np.asarray(got).dtype}"
     try:
         got_arr = np.asarray(got, dtype=float)
     except (TypeError, ValueError):
@@ -162,7 +169,18 @@ def _compare(expected: Any, got: Any, ex: Exercise, where: str = "result") -> st
 
 
 def _copy_case(case: dict) -> dict:
-    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in case.items()}
+    return copy.deepcopy(case)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Exact equality of arguments, looking inside dicts, lists and tuples of arrays."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+    return True
 
 
 def verdict(name: str, student_function: Callable) -> Verdict:
@@ -186,7 +204,7 @@ def verdict(name: str, student_function: Callable) -> Verdict:
         except Exception as err:  # the student's bug, reported rather than raised
             return Verdict(name, False, header + f"your function raised {type(err).__name__}: {err}")
         for key, value in case.items():
-            if isinstance(value, np.ndarray) and not np.array_equal(given[key], value):
+            if not _same(value, given[key]):
                 return Verdict(name, False, header + f"your function changed its input {key!r} in place.")
         problem = _compare(expected, got, ex)
         if problem:

@@ -28,4 +28,4 @@ def _cases(rng):
     return cases
 
 
-register("long_term_recall_targets", reference=reference_recall_targets, cases=_cases)
+register("long_term_recall_targets", reference=reference_recall_targets, cases=_cases, integer_result=True)
