@@ -6,7 +6,7 @@ draws the chapter's figures.
 
 - :func:`scalar_rnn_states`: the forward pass of the scalar RNN
   :math:`h^{(t)} = \tanh(w h^{(t-1)} + u x^{(t)})`, real or complex (for the
-  complex step); each step is the generated kernel of :func:`scalar_step_kernel`.
+  complex step); a thin wrapper over :func:`bptt_lib.scalar_rnn.forward`.
 - :func:`two_step_kernels`: generated kernels for :math:`d h_2 / dw`, the
   immediate partial :math:`\partial^+ h_2 / \partial w` and the implicit part.
 - :func:`finite_difference_errors`: errors of central differences and of the
@@ -25,7 +25,7 @@ from typing import Callable
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import gradcheck
+from . import gradcheck, scalar_rnn
 from .codegen import generate
 from .derive import activations
 from .derive import chain_rule as derive_cr
@@ -50,20 +50,21 @@ def _real_scalar(name: str, value, *, allow_complex: bool = False):
     return arr.item()
 
 
-@functools.cache
 def scalar_step_kernel():
-    r"""One step of the scalar tanh RNN, generated: ``step(w, u, h_0, x_1)`` is :math:`\tanh(w h^{(0)} + u x^{(1)})`.
+    r"""One step of the scalar tanh RNN, generated: ``step(w, u, h_prev, x)`` is :math:`\tanh(w h_{prev} + u x)`.
 
-    The expression is ``step[1]`` of :func:`bptt_lib.derive.chain_rule.scalar_rnn`;
-    the kernel broadcasts and accepts complex arguments.
+    The same kernel as ``bptt_lib.scalar_rnn.step_kernels("tanh").step`` (one
+    generated kernel serves chapters 2 and 4); it broadcasts and accepts complex
+    arguments.
     """
-    rnn = derive_cr.scalar_rnn(1, "tanh")
-    return generate("scalar_step", [rnn.w, rnn.u, rnn.h0, rnn.x[0]], rnn.step[1],
-                    "One step h = tanh(w h_prev + u x) of the scalar RNN.")
+    return scalar_rnn.step_kernels("tanh").step
 
 
 def scalar_rnn_states(w, u, h0, x) -> np.ndarray:
     r"""States :math:`h^{(0)}, \dots, h^{(T)}` of the scalar RNN :math:`h^{(t)} = \tanh(w h^{(t-1)} + u x^{(t)})`.
+
+    A thin wrapper over :func:`bptt_lib.scalar_rnn.forward` (same loop, same
+    generated kernel, same input checks).
 
     Parameters
     ----------
@@ -73,28 +74,14 @@ def scalar_rnn_states(w, u, h0, x) -> np.ndarray:
     h0 : float
         Initial state.
     x : array_like, (T,)
-        Inputs :math:`x_1, \dots, x_T`.
+        Inputs :math:`x^{(1)}, \dots, x^{(T)}`, ``T >= 1``.
 
     Returns
     -------
     ndarray, (T + 1,)
-        ``states[t]`` is :math:`h_t`; ``states[0]`` is ``h0``. Complex if ``w`` or ``u`` is.
+        ``states[t]`` is :math:`h^{(t)}`; ``states[0]`` is ``h0``. Complex if ``w`` or ``u`` is.
     """
-    w = _real_scalar("w", w, allow_complex=True)
-    u = _real_scalar("u", u, allow_complex=True)
-    h0 = _real_scalar("h0", h0)
-    x = np.asarray(x)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"x must have shape (T,) with T >= 1; got shape {x.shape}")
-    if x.dtype.kind not in "fiu":
-        raise TypeError(f"x must hold real numbers; got dtype {x.dtype}")
-    dtype = np.complex128 if isinstance(w, complex) or isinstance(u, complex) else np.float64
-    states = np.empty(x.size + 1, dtype=dtype)
-    states[0] = h0
-    step = scalar_step_kernel()
-    for k, x_k in enumerate(x, start=1):
-        states[k] = step(w, u, states[k - 1], x_k)
-    return states
+    return scalar_rnn.forward({"w": w, "u": u}, h0, x, "tanh")
 
 
 @functools.cache

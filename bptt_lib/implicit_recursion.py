@@ -28,7 +28,8 @@ import numpy as np
 
 from . import rnn
 from .codegen import generate
-from .derive import implicit_recursion as dir_
+from .derive import implicit_recursion as dimr
+from .jacobian_products import recurrent_weight
 from .kernels import rnn_kernels
 from .softmax import onehot
 from .validation import as_array, check_finite_result, require_finite, require_keys
@@ -36,7 +37,7 @@ from .validation import as_array, check_finite_result, require_finite, require_k
 __all__ = [
     "recursion_kernels", "per_step_losses", "output_weight_terms", "direct_grad_h",
     "jvp", "sensitivities", "forward_mode_grads",
-    "linear_states", "linear_closed_form", "matrix_with_spectral_radius", "power_norms",
+    "linear_states", "linear_closed_form", "power_norms",
     "plot_power_norms",
 ]
 
@@ -54,10 +55,10 @@ def recursion_kernels() -> SimpleNamespace:
     - ``linear_input(X, U, W, n)``: :math:`X U^\top (W^\top)^n`, an input carried ``n`` steps;
     - ``matrix_power(W, n)``: :math:`W^n`, the linear RNN's Jacobian :math:`\partial h^{(t)}/\partial h^{(t-n)}`.
     """
-    s = dir_.tangent_symbols()
-    explicit, implicit = dir_.tangent_preactivation(s)
-    lin = dir_.linear_symbols(1)
-    start, carried = dir_.linear_terms(lin)
+    s = dimr.tangent_symbols()
+    explicit, implicit = dimr.tangent_preactivation(s)
+    lin = dimr.linear_symbols(1)
+    start, carried = dimr.linear_terms(lin)
     k = SimpleNamespace()
     k.explicit_tangent = generate(
         "explicit_tangent", [s.H_prev, s.X, s.W_dot, s.U_dot, s.b_dot, s.one_B], explicit,
@@ -72,7 +73,7 @@ def recursion_kernels() -> SimpleNamespace:
         "linear_input", [lin.X[0], lin.U, lin.W, lin.n], carried,
         "An input carried n steps by the linear RNN: X U^T (W^T)^n, (B, H).")
     k.matrix_power = generate(
-        "matrix_power", [lin.W, lin.n], dir_.linear_power(lin),
+        "matrix_power", [lin.W, lin.n], dimr.linear_power(lin),
         "W^n, the Jacobian of h^(t) with respect to h^(t-n) in the linear RNN.")
     return k
 
@@ -189,18 +190,21 @@ def _check_tangent(tangent, sizes: dict) -> dict:
 
 
 def _jvp(p: dict, x: np.ndarray, h0: np.ndarray, tangent: dict):
-    rk, k = rnn_kernels(), recursion_kernels()
+    k = recursion_kernels()
     T, B, _ = x.shape
+    H = p["W"].shape[0]
+    # The states come from the RNN's own forward pass; the output layer plays no part in the
+    # tangents, so a one-class placeholder stands in for V and c.
+    placeholder = {"V": np.zeros((1, H)), "c": np.zeros(1)}
+    h = rnn.forward_unchecked({**p, **placeholder}, x, h0).h
     one_B = np.ones((B, 1))
-    h = np.empty((T + 1,) + h0.shape)
     h_dot = np.zeros_like(h)                   # h0 does not depend on the parameters
-    h[0] = h0
+    tanh_vjp = rnn_kernels().tanh_vjp
     for t in range(T):
-        h[t + 1] = np.tanh(rk.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
         explicit = k.explicit_tangent(h[t], x[t], tangent["W"], tangent["U"], tangent["b"][None, :], one_B)
         implicit = k.implicit_tangent(h_dot[t], p["W"])
         # tanh's Jacobian is diagonal, hence symmetric: its JVP is the same elementwise product as its VJP.
-        h_dot[t + 1] = rk.tanh_vjp(explicit + implicit, h[t + 1])
+        h_dot[t + 1] = tanh_vjp(explicit + implicit, h[t + 1])
     return h, h_dot
 
 
@@ -368,21 +372,6 @@ def linear_closed_form(W, U, x, h0=None) -> np.ndarray:
     return h
 
 
-def matrix_with_spectral_radius(n: int, radius: float, *, rng: np.random.Generator) -> np.ndarray:
-    r"""A random ``n`` by ``n`` Gaussian matrix rescaled so that its spectral radius is ``radius``.
-
-    The spectral radius :math:`\rho(W)` is the largest :math:`|\lambda|` over the eigenvalues.
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int; got {n!r}")
-    if not (np.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be a positive finite number; got {radius!r}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    A = rng.standard_normal((n, n))
-    return radius * A / np.max(np.abs(np.linalg.eigvals(A)))
-
-
 def power_norms(W, n_max: int) -> np.ndarray:
     r"""Spectral norms :math:`\lVert W^n \rVert_2` for ``n = 0 .. n_max``, from the generated ``matrix_power`` kernel.
 
@@ -401,8 +390,8 @@ def power_norms(W, n_max: int) -> np.ndarray:
 def plot_power_norms(radii=(0.8, 1.0, 1.2), n_hidden: int = 16, n_max: int = 50, *, seed: int = 0):
     r"""Plot :math:`\lVert W^n \rVert_2` against ``n`` for random ``W`` of several spectral radii.
 
-    Each solid line is one matrix (:func:`matrix_with_spectral_radius`, same
-    underlying draw rescaled); the dashed line of the same colour is
+    Each solid line is one matrix (:func:`bptt_lib.jacobian_products.recurrent_weight`
+    with ``kind="gaussian"``, the same underlying draw rescaled); the dashed line of the same colour is
     :math:`\rho^n`, which :math:`\lVert W^n \rVert^{1/n}` approaches (Gelfand's
     formula). Returns the figure.
     """
@@ -412,7 +401,7 @@ def plot_power_norms(radii=(0.8, 1.0, 1.2), n_hidden: int = 16, n_max: int = 50,
     n = np.arange(n_max + 1)
     fig, ax = plt.subplots()
     for i, rho in enumerate(radii):
-        W = matrix_with_spectral_radius(n_hidden, rho, rng=np.random.default_rng(seed))
+        W = recurrent_weight(n_hidden, rho, kind="gaussian", rng=np.random.default_rng(seed))
         line, = ax.semilogy(n, power_norms(W, n_max), lw=2, label=rf"$\rho(W) = {rho:g}$")
         ax.semilogy(n, rho**n, "--", color=line.get_color(), lw=1)
     ax.set_xlabel(r"power $n$ (steps between $h^{(k)}$ and $h^{(k+n)}$)")

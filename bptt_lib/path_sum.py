@@ -41,6 +41,7 @@ round-off. It exists to be compared with the recursion, not to train networks.
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from typing import Callable, Iterator, Sequence
 
@@ -57,7 +58,7 @@ __all__ = [
     "pullback", "path_term", "path_contribution",
     "backward_path_sum", "loss_and_grads_path_sum",
     "BACKWARD_KERNELS", "counting_kernel_calls",
-    "time_per_call", "loglog_slope", "plot_scaling", "plot_paths",
+    "time_per_call", "time_interleaved", "loglog_slope", "plot_scaling", "plot_paths",
 ]
 
 BACKWARD_KERNELS = ("tanh_vjp", "hidden_vjp_h_prev", "hidden_vjp_params", "output_vjp", "softmax_nll_grad")
@@ -235,8 +236,9 @@ def backward_path_sum(params: dict, trace: Trace, y, *, truncate: int | None = N
     as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
     y = check_targets(y, sizes)
     T, B, D = trace.x.shape
-    if truncate is not None:
-        truncate = _step_index("truncate", truncate, 1, 2**62)
+    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer))
+                                 or truncate < 1):
+        raise ValueError(f"truncate must be an int of at least 1 (or None); got {truncate!r}")
     depth = T if truncate is None else truncate
     kern = rnn_kernels()
     h, x, W = trace.h, trace.x, p["W"]
@@ -348,25 +350,79 @@ def counting_kernel_calls(names: Sequence[str] = BACKWARD_KERNELS) -> Iterator[d
 # --- the timing study -----------------------------------------------------------------
 
 
+def _time_round(fn: Callable[[], object], number: int) -> float:
+    """Seconds per call of ``number`` calls of ``fn()``, garbage collection off (as :mod:`timeit` does)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - start) / number
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def time_per_call(fn: Callable[[], object], repeats: int = 5, number: int = 1) -> float:
     """Seconds per call of ``fn()``: the best of ``repeats`` rounds of ``number`` calls each.
 
     The minimum over rounds, rather than the mean or median, is the estimate
     least disturbed by other programs running on the machine (the advice of
     the :mod:`timeit` docs): interference, like a cold first call, only ever
-    adds time.
+    adds time. Garbage collection is off during each round, as in :mod:`timeit`.
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
     repeats = _step_index("repeats", repeats, 1, 1000)
     number = _step_index("number", number, 1, 10**6)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return float(best)
+    return float(min(_time_round(fn, number) for _ in range(repeats)))
+
+
+def time_interleaved(calls: dict, rounds: int = 5, number: dict | None = None) -> dict:
+    r"""Time several methods on several problems, interleaved, and keep the best round of each.
+
+    One round times every method on every problem once, problem by problem
+    (for each problem: method 1, method 2, ...), so that a slow spell of the
+    machine hits all methods alike rather than one of them; the estimate for
+    each (method, problem) is the minimum over ``rounds`` rounds, with garbage
+    collection off while timing. Ratios of the results, such as
+    :math:`t_{\text{path sum}}(T) / t_{\text{recursion}}(T)`, cancel any slowdown
+    that affects both methods alike.
+
+    Parameters
+    ----------
+    calls : dict
+        Method name to a list of zero-argument callables, one per problem; every
+        list has the same length ``n``.
+    rounds : int
+        Rounds (at least 1).
+    number : dict, optional
+        Method name to the number of calls per timed round (default 1 for each),
+        for methods whose single call is too short to time.
+
+    Returns
+    -------
+    dict
+        Method name to an array ``(n,)`` of seconds per call.
+    """
+    if not isinstance(calls, dict) or not calls:
+        raise TypeError("calls must be a non-empty dict from method names to lists of callables")
+    lengths = {len(fns) for fns in calls.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError("every list in calls must have the same, non-zero length")
+    for name, fns in calls.items():
+        if not all(callable(fn) for fn in fns):
+            raise TypeError(f"calls[{name!r}] must hold only callables")
+    rounds = _step_index("rounds", rounds, 1, 1000)
+    number = {name: _step_index(f"number[{name!r}]", (number or {}).get(name, 1), 1, 10**6) for name in calls}
+    n = lengths.pop()
+    best = {name: np.full(n, np.inf) for name in calls}
+    for _ in range(rounds):
+        for i in range(n):
+            for name, fns in calls.items():
+                best[name][i] = min(best[name][i], _time_round(fns[i], number[name]))
+    return best
 
 
 def loglog_slope(n, seconds, n_min=None) -> float:

@@ -27,9 +27,7 @@ import numpy as np
 from . import rnn
 from .clip import clip_by_global_norm, clip_by_value
 from .jacobian_products import check_rng, orthogonalise, relu_kernels
-from .kernels import rnn_kernels
 from .plotting import COLORS
-from .softmax import softmax_and_log
 from .validation import as_array, check_finite_result, positive_int, positive_number, require_finite
 
 __all__ = [
@@ -134,17 +132,7 @@ def _relu(a: np.ndarray) -> np.ndarray:
 
 def _relu_forward(p: dict, x: np.ndarray, h0: np.ndarray) -> rnn.Trace:
     """:func:`bptt_lib.rnn.forward_unchecked` with ``max(0, a)`` in place of ``tanh a``."""
-    k = rnn_kernels()
-    T, B, _ = x.shape
-    H, K = p["W"].shape[0], p["V"].shape[0]
-    one_B = np.ones((B, 1))
-    h = np.empty((T + 1, B, H), dtype=np.result_type(*p.values(), x, h0))
-    h[0] = h0
-    for t in range(T):
-        h[t + 1] = _relu(k.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
-    o = k.output_affine(h[1:].reshape(T * B, H), p["V"], p["c"][None, :], np.ones((T * B, 1))).reshape(T, B, K)
-    yhat, log_yhat = softmax_and_log(o)
-    return rnn.Trace(x=x, h=h, o=o, yhat=yhat, log_yhat=log_yhat)
+    return rnn.forward_unchecked(p, x, h0, activation=_relu)
 
 
 def relu_forward(params: dict, x, h0=None) -> rnn.Trace:
@@ -192,30 +180,7 @@ def relu_backward(params: dict, trace: rnn.Trace, y) -> tuple[dict, np.ndarray]:
     grad_h : ndarray, (T, B, H)
         ``grad_h[t - 1]`` is :math:`\nabla_{h^{(t)}} L`.
     """
-    sizes: dict = {}
-    p = rnn.check_params(params, sizes, kind="float")
-    if not isinstance(trace, rnn.Trace):
-        raise TypeError(f"trace must be the Trace returned by relu_forward; got {type(trace).__name__}")
-    as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
-    y = rnn.check_targets(y, sizes)
-    k, relu_vjp = rnn_kernels(), relu_kernels().relu_vjp
-    T, B, D = trace.x.shape
-    H = sizes["H"]
-    dV, dc, grad_h_from_o = rnn.output_grads(p, trace, y)   # the output layer: as for tanh
-
-    # The recursion, with the ReLU rule where rnn.backward has tanh_vjp.
-    grad_h, G_a = np.empty((T, B, H)), np.empty((T, B, H))
-    dh_next = np.zeros((B, H))
-    for t in reversed(range(T)):
-        grad_h[t] = grad_h_from_o[t] + dh_next
-        G_a[t] = relu_vjp(grad_h[t], trace.h[t + 1])
-        dh_next = k.hidden_vjp_h_prev(G_a[t], p["W"])
-
-    dW, dU, db = k.hidden_vjp_params(G_a.reshape(T * B, H), trace.h[:-1].reshape(T * B, H),
-                                     trace.x.reshape(T * B, D), np.ones((T * B, 1)))
-    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc}
-    check_finite_result("relu_loss_and_grads", grads)
-    return grads, grad_h
+    return rnn.backward(params, trace, y, activation_vjp=relu_kernels().relu_vjp)
 
 
 def relu_loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:

@@ -140,8 +140,12 @@ def check_targets(y, sizes: dict) -> np.ndarray:
     return y
 
 
-def forward_unchecked(p: dict, x: np.ndarray, h0: np.ndarray) -> Trace:
-    """:func:`forward` on inputs already validated by :func:`check_inputs` (no checks repeated)."""
+def forward_unchecked(p: dict, x: np.ndarray, h0: np.ndarray, activation=np.tanh) -> Trace:
+    """:func:`forward` on inputs already validated by :func:`check_inputs` (no checks repeated).
+
+    ``activation`` replaces tanh for variants of the network (the ReLU RNN of
+    chapter 9); it is applied elementwise to the pre-activation.
+    """
     k = rnn_kernels()
     T, B, _ = x.shape
     H, K = p["W"].shape[0], p["V"].shape[0]
@@ -150,7 +154,7 @@ def forward_unchecked(p: dict, x: np.ndarray, h0: np.ndarray) -> Trace:
     h = np.empty((T + 1, B, H), dtype=dtype)
     h[0] = h0
     for t in range(T):
-        h[t + 1] = np.tanh(k.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
+        h[t + 1] = activation(k.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
     # The output layer has no recurrence: all T steps in one product.
     o = k.output_affine(h[1:].reshape(T * B, H), p["V"], p["c"][None, :], np.ones((T * B, 1)))
     o = o.reshape(T, B, K)
@@ -223,7 +227,7 @@ def output_grads(p: dict, trace: Trace, y: np.ndarray) -> tuple[np.ndarray, np.n
     return dV, dc.reshape(K), grad_h_from_o.reshape(T, B, H)
 
 
-def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
+def backward(params: dict, trace: Trace, y, *, activation_vjp=None) -> tuple[dict, np.ndarray]:
     r"""Full backpropagation through time from a stored forward pass.
 
     Runs the recursion
@@ -234,6 +238,10 @@ def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
             + W^\top \operatorname{diag}\!\big(1 - (h^{(t+1)})^2\big)\, \nabla_{h^{(t+1)}} L
 
     backwards from ``t = T``, with :math:`\nabla_{o^{(t)}} L = (\hat y^{(t)} - \mathrm{onehot}(y^{(t)}))/B`.
+
+    ``activation_vjp(g, h)``, if given, replaces the generated ``tanh_vjp`` (the
+    diagonal factor) for a network with another activation, such as the ReLU
+    RNN of chapter 9; everything else is unchanged.
 
     Returns
     -------
@@ -255,8 +263,9 @@ def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
     y = check_targets(y, sizes)
     k = rnn_kernels()
     T, B, D = trace.x.shape
-    H, K = sizes["H"], sizes["K"]
+    H = sizes["H"]
     ones = np.ones((T * B, 1))
+    act_vjp = k.tanh_vjp if activation_vjp is None else activation_vjp
     dV, dc, grad_h_from_o = output_grads(p, trace, y)
 
     grad_h = np.empty((T, B, H))
@@ -264,7 +273,7 @@ def backward(params: dict, trace: Trace, y) -> tuple[dict, np.ndarray]:
     dh_next = np.zeros((B, H))
     for t in reversed(range(T)):
         grad_h[t] = grad_h_from_o[t] + dh_next
-        G_a[t] = k.tanh_vjp(grad_h[t], trace.h[t + 1])
+        G_a[t] = act_vjp(grad_h[t], trace.h[t + 1])
         dh_next = k.hidden_vjp_h_prev(G_a[t], p["W"])
 
     dW, dU, db = k.hidden_vjp_params(

@@ -20,8 +20,8 @@ Every formula below is a kernel generated from that module by
   reference for the path sums that shares none of their code.
   :func:`path_terms_kernel`: the SymPy path terms, one expression per path.
 - :func:`contributions_by_lag` and :func:`plot_contributions_by_lag`: the size
-  of each path's contribution against its lag :math:`N - k`, with the bound
-  :math:`(|w| \max|\phi'|)^{N-k}`.
+  of each path's contribution against its lag :math:`N - k`, with the bound on
+  :math:`|c_k|`, whose lag dependence is :math:`(|w| \max|\phi'|)^{N-k}`.
 
 Parameters travel as a dict ``params = {"w": w, "u": u, "v": v}`` of scalars.
 """
@@ -138,18 +138,27 @@ def path_terms_kernel(n_steps: int, wrt: str = "w", activation: str = "tanh", ou
 # --- inputs ----------------------------------------------------------------------------
 
 
-def _inputs(params, h0, x, d=None, *, allow_complex: bool = False):
-    """Validate and unpack ``params``, ``h0``, ``x`` (N,) and ``d``."""
-    require_keys("params", params, PARAM_NAMES)
+def _inputs(params, h0, x, d=None, *, allow_complex: bool = False, keys=PARAM_NAMES):
+    """Validate and unpack ``params``, ``h0``, ``x`` (N,) and ``d``.
+
+    Only the weights named in ``keys`` are required (the forward pass does not
+    use :math:`v`); a weight not in ``keys`` is returned as ``None``.
+    """
+    require_keys("params", params, keys)
     kind = "number" if allow_complex else "float"
     sizes: dict = {}
     weights = []
     for name in PARAM_NAMES:
+        if name not in keys:
+            weights.append(None)
+            continue
         value = as_array(f'params["{name}"]', params[name], (), sizes, kind=kind)
         require_finite(f'params["{name}"]', value)
         weights.append(value[()])
     h0 = as_array("h0", h0, (), sizes)[()]
     x = as_array("x", x, ("N",), sizes)
+    if x.size == 0:
+        raise ValueError(f"x must have shape (N,) with N >= 1; got shape {x.shape}")
     require_finite("h0", np.asarray(h0))
     require_finite("x", x)
     if d is not None:
@@ -167,7 +176,8 @@ def forward(params, h0, x, activation: str = "tanh") -> np.ndarray:
     Parameters
     ----------
     params : dict
-        ``{"w": float, "u": float, "v": float}`` (complex values allowed, for the complex step).
+        ``{"w": float, "u": float}`` (complex values allowed, for the complex step); a key
+        ``"v"`` may be present and is ignored, since the states do not depend on the output weight.
     h0 : float
         The initial state :math:`h_0`.
     x : array_like, (N,)
@@ -180,7 +190,7 @@ def forward(params, h0, x, activation: str = "tanh") -> np.ndarray:
     ndarray, (N + 1,)
         ``h[t]`` is :math:`h_t`; complex if a weight is.
     """
-    w, u, _, h0, x, _ = _inputs(params, h0, x, allow_complex=True)
+    w, u, _, h0, x, _ = _inputs(params, h0, x, allow_complex=True, keys=("w", "u"))
     step = step_kernels(activation).step
     h = np.empty(x.size + 1, dtype=np.result_type(w, u, float))
     h[0] = h0
@@ -245,7 +255,7 @@ def path_gains(params, h0, x, activation: str = "tanh") -> np.ndarray:
     ndarray, (N,)
         ``gains[k - 1]`` for :math:`k = 1, \dots, N`; ``gains[N - 1] = 1`` (the empty product).
     """
-    w, u, _, h0, x, _ = _inputs(params, h0, x)
+    w, u, _, h0, x, _ = _inputs(params, h0, x, keys=("w", "u"))
     jac = step_kernels(activation).step_jacobian
     h = forward(params, h0, x, activation)
     n = x.size
@@ -350,7 +360,7 @@ def plot_contributions_by_lag(results: list[dict], title: str = "", floor: float
         ax.semilogy(r["lag"], np.maximum(np.abs(r["contribution"]), floor), "o", ms=3.5,
                     label=r"$|c_k|$, path entering at step $k$")
         ax.semilogy(r["lag"], np.maximum(r["bound"], floor), "--", color="black", lw=1,
-                    label=r"bound $\propto (|w|\,\max|\phi'|)^{N-k}$")
+                    label=r"bound on $|c_k|$, all factors")
         ax.set_title(f"$w = {r['w']:g}$")
         ax.set_xlabel("lag $N - k$ (steps back in time)")
         ax.set_ylabel(rf"$|c_k|$ in $dE^{{(N)}}/d{r.get('wrt', 'w')}$")

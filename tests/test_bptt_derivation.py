@@ -85,8 +85,8 @@ def test_repairs_of_the_written_order_agree_and_are_wrong():
 def test_readable_form_shows_the_recursion():
     net, derived = dbptt.derivation(2, 1, 2, 2)
     V, W = net.V, net.W
-    g1, g2 = (sp.Matrix(2, 1, lambda k, _: sp.Symbol(f"g^{{({t})}}_{{{k + 1}}}", real=True)) for t in (1, 2))
-    d2 = sp.Matrix(2, 1, lambda i, _: sp.Symbol(f"d^{{(2)}}_{{{i + 1}}}", real=True))
+    g1, g2 = (sp.Matrix(2, 1, lambda k, _: sp.Symbol(rf"\varepsilon^{{({t})}}_{{{k + 1}}}", real=True)) for t in (1, 2))
+    d2 = sp.Matrix(2, 1, lambda i, _: sp.Symbol(rf"\Delta^{{(2)}}_{{{i + 1}}}", real=True))
     expected = V.T * g1 + W.T * sp.diag(*d2) * V.T * g2
     for i in range(2):
         assert sp.expand(dbptt.readable(net, derived["h"][0][i]) - expected[i]) == 0

@@ -13,8 +13,9 @@ from bptt_lib import gradcheck, rnn
 from bptt_lib import implicit_recursion as tir
 from bptt_lib.codegen import source_of
 from bptt_lib.derive import chain_rule as dcr
-from bptt_lib.derive import implicit_recursion as dir_
+from bptt_lib.derive import implicit_recursion as dimr
 from bptt_lib.exercises import get, verdict
+from bptt_lib.jacobian_products import recurrent_weight
 from bptt_lib.kernels import rnn_kernels
 
 
@@ -36,12 +37,12 @@ SHAPES = [dict(T=1, B=1, D=1, H=1, K=2), dict(T=4, B=3, D=2, H=3, K=3), dict(T=7
 
 
 def test_output_weight_gradient_proof():
-    assert dir_.prove_output_weight_gradient(2, 2, 2)
-    assert dir_.prove_output_weight_gradient(3, 2, 3)
+    assert dimr.prove_output_weight_gradient(2, 2, 2)
+    assert dimr.prove_output_weight_gradient(3, 2, 3)
 
 
 def test_output_weight_gradient_is_a_sum_over_all_steps():
-    out = dir_.output_weight_gradient(3, 2, 2)
+    out = dimr.output_weight_gradient(3, 2, 2)
     # No single step's term is the gradient: every step contributes. Evaluated at a point.
     point = {s: sp.Rational(k % 7 + 1, 5) * (-1) ** k for k, s in enumerate(sorted(out.loss.free_symbols, key=str))}
     full = out.componentwise.subs(point).evalf()
@@ -52,16 +53,16 @@ def test_output_weight_gradient_is_a_sum_over_all_steps():
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", sp.Function("phi")])
 @pytest.mark.parametrize("wrt", [dcr.w, dcr.u])
 def test_scalar_recursion_proof(activation, wrt):
-    assert dir_.prove_scalar_recursion(3, activation, wrt)
+    assert dimr.prove_scalar_recursion(3, activation, wrt)
 
 
 def test_scalar_recursion_parts():
     rnn3 = dcr.scalar_rnn(3)
-    explicit1, implicit1 = dir_.scalar_recursion(rnn3, 1)
+    explicit1, implicit1 = dimr.scalar_recursion(rnn3, 1)
     assert implicit1 == 0
     # The implicit part of step 3 is the sum of the paths entering at steps 1 and 2.
     paths = dcr.sum_over_paths(rnn3, 3)
-    explicit, implicit = dir_.scalar_recursion(rnn3, 3)
+    explicit, implicit = dimr.scalar_recursion(rnn3, 3)
     assert sp.expand(implicit - paths[0] - paths[1]) == 0
     assert sp.expand(explicit - paths[2]) == 0
     # Dropping the implicit part is wrong.
@@ -70,29 +71,29 @@ def test_scalar_recursion_parts():
 
 @pytest.mark.parametrize("wrt", ["W", "U", "b"])
 def test_vector_recursion_proof(wrt):
-    assert dir_.prove_vector_recursion(3, 2, 1, wrt)
-    assert dir_.prove_vector_recursion(2, 2, 2, wrt)
+    assert dimr.prove_vector_recursion(3, 2, 1, wrt)
+    assert dimr.prove_vector_recursion(2, 2, 2, wrt)
 
 
 def test_explicit_sensitivity_is_kronecker():
-    r = dir_.vector_rnn(1, 2, 1)
+    r = dimr.vector_rnn(1, 2, 1)
     (h1, h2) = r.h0
-    assert dir_.explicit_sensitivity(r, 1, "W") == sp.Matrix([[h1, h2, 0, 0], [0, 0, h1, h2]])
+    assert dimr.explicit_sensitivity(r, 1, "W") == sp.Matrix([[h1, h2, 0, 0], [0, 0, h1, h2]])
 
 
 def test_tangent_preactivation():
-    assert dir_.prove_tangent_preactivation(2, 2, 2)
-    assert dir_.prove_tangent_preactivation(1, 3, 2)
-    s = dir_.tangent_symbols()
-    explicit, implicit = dir_.tangent_preactivation(s)
+    assert dimr.prove_tangent_preactivation(2, 2, 2)
+    assert dimr.prove_tangent_preactivation(1, 3, 2)
+    s = dimr.tangent_symbols()
+    explicit, implicit = dimr.tangent_preactivation(s)
     assert implicit == s.H_dot_prev * s.W.T
     assert s.H_dot_prev not in explicit.free_symbols
 
 
 def test_linear_closed_form_and_jacobian_proofs():
-    assert dir_.prove_linear_closed_form(4, 2, 1)
-    assert dir_.prove_linear_closed_form(3, 3, 2)
-    assert dir_.prove_linear_state_jacobian(3, 2, 1)
+    assert dimr.prove_linear_closed_form(4, 2, 1)
+    assert dimr.prove_linear_closed_form(3, 3, 2)
+    assert dimr.prove_linear_state_jacobian(3, 2, 1)
 
 
 # --- generated kernels ----------------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_tanh_kernel_serves_as_jvp():
 @pytest.mark.parametrize("T,B,D,H", [(1, 1, 1, 1), (5, 2, 3, 4), (25, 3, 2, 5)])
 def test_linear_closed_form_equals_recursion(T, B, D, H):
     rng = np.random.default_rng(T)
-    W = tir.matrix_with_spectral_radius(H, 0.95, rng=rng)
+    W = recurrent_weight(H, 0.95, kind="gaussian", rng=rng)
     U = rng.standard_normal((H, D))
     x = rng.standard_normal((T, B, D))
     h0 = rng.standard_normal((B, H))
@@ -240,7 +241,7 @@ def test_linear_closed_form_equals_recursion(T, B, D, H):
 
 def test_linear_state_jacobian_is_power_numerically():
     rng = np.random.default_rng(9)
-    W = tir.matrix_with_spectral_radius(3, 1.1, rng=rng)
+    W = recurrent_weight(3, 1.1, kind="gaussian", rng=rng)
     U = rng.standard_normal((3, 2))
     x = rng.standard_normal((6, 1, 2))
     h0 = rng.standard_normal((1, 3))
@@ -257,7 +258,7 @@ def _linear_last(W, U, x, h0):
 
 
 def test_spectral_radius_and_power_norms():
-    W = tir.matrix_with_spectral_radius(8, 0.7, rng=np.random.default_rng(0))
+    W = recurrent_weight(8, 0.7, kind="gaussian", rng=np.random.default_rng(0))
     assert np.max(np.abs(np.linalg.eigvals(W))) == pytest.approx(0.7, rel=1e-12)
     norms = tir.power_norms(W, 200)
     assert norms[0] == pytest.approx(1.0)
@@ -304,16 +305,14 @@ def test_bad_input():
         tir.linear_closed_form(np.eye(3) + 0j, np.ones((3, 2)), x, h0)
     with pytest.raises(ValueError, match="n_max"):
         tir.power_norms(np.eye(2), -1)
-    with pytest.raises(ValueError, match="radius"):
-        tir.matrix_with_spectral_radius(3, 0.0, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="n_steps"):
-        dir_.vector_rnn(5)
+        dimr.vector_rnn(5)
     with pytest.raises(ValueError, match="targets"):
-        dir_.output_weight_gradient(2, 2, 2, targets=[0, 2])
+        dimr.output_weight_gradient(2, 2, 2, targets=[0, 2])
     with pytest.raises(ValueError, match="wrt"):
-        dir_.sensitivity_direct(dir_.vector_rnn(1), 1, "V")
+        dimr.sensitivity_direct(dimr.vector_rnn(1), 1, "V")
     with pytest.raises(TypeError, match="vector_rnn"):
-        dir_.sensitivity_recursion(dcr.scalar_rnn(1), 1)
+        dimr.sensitivity_recursion(dcr.scalar_rnn(1), 1)
 
 
 # --- exercises ---------------------------------------------------------------------------------
@@ -376,3 +375,16 @@ def test_linear_final_state_checker():
     assert verdict("total_loss_linear_final_state", correct)
     for wrong in (transposed, forgot_h0, off_by_one_power):
         assert not verdict("total_loss_linear_final_state", wrong), wrong.__name__
+
+
+def test_jvp_states_come_from_the_rnn_forward_pass(monkeypatch):
+    rng = np.random.default_rng(21)
+    params = rnn.init_params(2, 3, 2, rng=rng)
+    x = rng.standard_normal((4, 2, 2))
+    h0 = rng.standard_normal((2, 3))
+    calls = []
+    original = rnn.forward_unchecked
+    monkeypatch.setattr(rnn, "forward_unchecked", lambda *a: calls.append(1) or original(*a))
+    h, _ = tir.jvp(params, x, {"W": np.ones((3, 3))}, h0)
+    assert calls == [1]
+    assert np.array_equal(h, rnn.forward(params, x, h0).h)

@@ -177,7 +177,7 @@ def test_truncation_keeps_the_short_paths():
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True])
 def test_truncate_must_be_a_positive_int(bad):
     params, x, y, _ = make_problem(6, T=3, B=2, D=2, H=3, K=3)
-    with pytest.raises(ValueError, match="truncate must be an int"):
+    with pytest.raises(ValueError, match="truncate must be an int of at least 1"):
         path_sum.loss_and_grads_path_sum(params, x, y, truncate=bad)
 
 
@@ -302,6 +302,26 @@ def test_time_per_call_validates():
         path_sum.time_per_call(3)
     with pytest.raises(ValueError, match="repeats must be an int"):
         path_sum.time_per_call(lambda: None, repeats=0)
+
+
+def test_time_interleaved_runs_every_call_every_round_and_validates():
+    counts = {"a": [0, 0], "b": [0, 0]}
+
+    def counter(name, i):
+        def fn():
+            counts[name][i] += 1
+        return fn
+
+    calls = {name: [counter(name, i) for i in range(2)] for name in counts}
+    best = path_sum.time_interleaved(calls, rounds=3, number={"b": 4})
+    assert counts == {"a": [3, 3], "b": [12, 12]}
+    assert set(best) == {"a", "b"} and all(v.shape == (2,) and np.all(v >= 0) for v in best.values())
+    with pytest.raises(ValueError, match="same"):
+        path_sum.time_interleaved({"a": [lambda: None], "b": []})
+    with pytest.raises(TypeError, match="callables"):
+        path_sum.time_interleaved({"a": [3]})
+    with pytest.raises(ValueError, match="rounds must be an int"):
+        path_sum.time_interleaved({"a": [lambda: None]}, rounds=0)
 
 
 # --- the exercise checker ------------------------------------------------------------------

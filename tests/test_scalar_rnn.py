@@ -303,3 +303,13 @@ def test_gains_checker():
 
     assert not verdict("three_paths_gains", by_step)
     assert not verdict("three_paths_gains", bound_only)
+
+
+def test_forward_needs_only_the_weights_it_uses():
+    # The states do not depend on v, so forward (and chapter 2's scalar_rnn_states) do not ask for it.
+    h = sr.forward({"w": 0.7, "u": 0.3}, 0.1, [1.0, -2.0])
+    assert np.array_equal(h, sr.forward({"w": 0.7, "u": 0.3, "v": 5.0}, 0.1, [1.0, -2.0]))
+    with pytest.raises(KeyError, match="u"):
+        sr.forward({"w": 0.7}, 0.1, [1.0])
+    with pytest.raises(KeyError, match="v"):
+        sr.loss({"w": 0.7, "u": 0.3}, 0.1, [1.0], 0.5)

@@ -396,16 +396,16 @@ def readable(rnn: SimpleNamespace, expr):
     r"""Write a derivative of the loss in the states and the output gradients, grouped by the latter.
 
     After :func:`in_states` and :func:`in_probabilities`, every
-    :math:`\hat y^{(t)}_k` is replaced by :math:`g^{(t)}_k + e^{(t)}_k`, where
-    :math:`g^{(t)} = \nabla_{o^{(t)}} L = \hat y^{(t)} - e^{(t)}`; the result is
-    collected by the :math:`g^{(t)}_k`, and every :math:`(h^{(t)}_i)^2` is
-    written as :math:`1 - d^{(t)}_i`, where :math:`d^{(t)} = 1 - (h^{(t)})^2` is the
-    diagonal of the tanh Jacobian. Every term is then a product along one path
-    from a loss term :math:`L^{(t)}` to the entry.
+    :math:`\hat y^{(t)}_k` is replaced by :math:`\varepsilon^{(t)}_k + e^{(t)}_k`, where
+    :math:`\varepsilon^{(t)} = \nabla_{o^{(t)}} L = \hat y^{(t)} - e^{(t)}`; the result is
+    collected by the :math:`\varepsilon^{(t)}_k`, and every :math:`(h^{(t)}_i)^2` is
+    written as :math:`1 - \Delta^{(t)}_i`, where :math:`\Delta^{(t)}_i = 1 - (h^{(t)}_i)^2` is
+    entry :math:`i` of the diagonal of the tanh Jacobian :math:`\Delta^{(t)}`. Every term is then a
+    product along one path from a loss term :math:`L^{(t)}` to the entry.
     """
     _check_rnn(rnn)
-    g = [_column("g", rnn.K, t, real=True) for t in range(1, rnn.T + 1)]
-    d = [_column("d", rnn.H, t, real=True) for t in range(1, rnn.T + 1)]
+    g = [_column(r"\varepsilon", rnn.K, t, real=True) for t in range(1, rnn.T + 1)]
+    d = [_column(r"\Delta", rnn.H, t, real=True) for t in range(1, rnn.T + 1)]
     expr = sp.expand(in_probabilities(rnn, in_states(rnn, expr)))
     expr = expr.xreplace({p[k]: gt[k] + e[k] for p, gt, e in zip(rnn.yhat, g, rnn.e) for k in range(rnn.K)})
     squares = {h**2: 1 - dt[i] for h_t, dt in zip(rnn.states[1:], d) for i, h in enumerate(h_t)}

@@ -61,7 +61,8 @@ import sympy as sp
 
 from . import chain_rule as dcr
 from . import softmax_nll
-from .rnn_step import B, D, H, _check_size
+from ..validation import positive_int
+from .rnn_step import B, D, H
 
 __all__ = [
     "output_weight_gradient", "prove_output_weight_gradient",
@@ -72,6 +73,11 @@ __all__ = [
     "linear_symbols", "linear_terms", "linear_closed_form", "linear_power", "prove_linear_closed_form",
     "prove_linear_state_jacobian",
 ]
+
+
+def _check_size(name: str, value, low: int = 1, high: int = 4) -> None:
+    """Explicit symbolic sizes stay small: ``value`` must be an int from ``low`` to ``high``."""
+    positive_int(name, value, low=low, high=high)
 
 
 def _check_steps(n_steps, high: int = 4) -> None:

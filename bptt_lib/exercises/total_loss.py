@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import implicit_recursion as ir
+from ..jacobian_products import recurrent_weight
 from . import register
 
 __all__ = ["reference_dh_dw", "reference_linear_final_state"]
@@ -53,7 +54,7 @@ def _linear_cases(rng: np.random.Generator) -> list:
     # W is not symmetric and H differs from D, so W.T or a swapped product shows; h0 is nonzero.
     for n_steps, n_hidden, n_in in [(1, 2, 1), (3, 2, 3), (6, 4, 2), (10, 3, 3)]:
         cases.append({
-            "W": ir.matrix_with_spectral_radius(n_hidden, 0.9, rng=rng),
+            "W": recurrent_weight(n_hidden, 0.9, kind="gaussian", rng=rng),
             "U": rng.standard_normal((n_hidden, n_in)),
             "x": rng.standard_normal((n_steps, n_in)),
             "h0": rng.standard_normal(n_hidden),
