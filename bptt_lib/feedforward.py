@@ -27,6 +27,7 @@ import numpy as np
 
 from . import training
 from .kernels import rnn_kernels
+from .rnn import normal_weights
 from .softmax import onehot, softmax_and_log
 from .validation import (
     as_array, check_finite_result, positive_int, positive_number, require_finite, require_keys,
@@ -87,16 +88,8 @@ def init_params(n_in: int, n_hidden: int, n_out: int, *, rng: np.random.Generato
     """
     n_in, n_hidden, n_out = (positive_int(name, value) for name, value in
                              (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)))
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
-    if scale is not None:
-        scale = positive_number("scale", scale)
-
-    def weight(rows, cols):
-        std = scale if scale is not None else 1.0 / np.sqrt(cols)
-        return std * rng.standard_normal((rows, cols))
-
-    return {"U": weight(n_hidden, n_in), "b": np.zeros(n_hidden), "V": weight(n_out, n_hidden), "c": np.zeros(n_out)}
+    weights = normal_weights({"U": (n_hidden, n_in), "V": (n_out, n_hidden)}, rng=rng, scale=scale)
+    return {"U": weights["U"], "b": np.zeros(n_hidden), "V": weights["V"], "c": np.zeros(n_out)}
 
 
 # --- validation -------------------------------------------------------------------

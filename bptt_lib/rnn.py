@@ -24,11 +24,12 @@ import numpy as np
 
 from .kernels import rnn_kernels
 from .softmax import onehot, softmax_and_log
-from .validation import as_array, check_finite_result, require_finite, require_keys
+from .validation import as_array, check_finite_result, positive_int, positive_number, require_finite, require_keys
 
 __all__ = [
     "PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward", "loss_and_grads",
     "check_params", "check_inputs", "check_targets", "forward_unchecked", "nll", "output_grads",
+    "normal_weights",
 ]
 
 PARAM_SHAPES = {"U": ("H", "D"), "W": ("H", "H"), "V": ("K", "H"), "b": ("H",), "c": ("K",)}
@@ -78,25 +79,28 @@ def init_params(n_in: int, n_hidden: int, n_out: int, *, rng: np.random.Generato
         ``"U"`` (H, D), ``"W"`` (H, H), ``"V"`` (K, H) drawn from a normal
         distribution; ``"b"`` (H,) and ``"c"`` (K,) zero.
     """
-    for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}")
+    n_in, n_hidden, n_out = (positive_int(name, value) for name, value in
+                             (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)))
+    weights = normal_weights({"U": (n_hidden, n_in), "W": (n_hidden, n_hidden), "V": (n_out, n_hidden)},
+                             rng=rng, scale=scale)
+    return {**weights, "b": np.zeros(n_hidden), "c": np.zeros(n_out)}
+
+
+def normal_weights(shapes: dict, *, rng: np.random.Generator, scale=None) -> dict:
+    """Normal weight matrices, drawn in the order of ``shapes`` (a dict name -> (rows, cols)).
+
+    The standard deviation is ``scale``, or ``1 / sqrt(cols)`` (the fan-in) by
+    default. Shared by every network of the book that starts from Gaussian weights.
+    """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
-    if scale is not None and not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive finite number; got {scale!r}")
-
-    def weight(rows, cols):
+    if scale is not None:
+        scale = positive_number("scale", scale)
+    weights = {}
+    for name, (rows, cols) in shapes.items():
         std = scale if scale is not None else 1.0 / np.sqrt(cols)
-        return std * rng.standard_normal((rows, cols))
-
-    return {
-        "U": weight(n_hidden, n_in),
-        "W": weight(n_hidden, n_hidden),
-        "V": weight(n_out, n_hidden),
-        "b": np.zeros(n_hidden),
-        "c": np.zeros(n_out),
-    }
+        weights[name] = std * rng.standard_normal((rows, cols))
+    return weights
 
 
 def check_params(params, sizes: dict, kind: str) -> dict:

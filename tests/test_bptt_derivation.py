@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from problems import rnn_problem
 from bptt_lib import gradcheck, rnn
 from bptt_lib import vector_bptt as vb
 from bptt_lib.derive import bptt as dbptt
@@ -109,14 +110,7 @@ def test_derivation_validation():
 
 
 def make_problem(seed, T, B, D, H, K, scale=1.0):
-    rng = np.random.default_rng(seed)
-    params = rnn.init_params(D, H, K, rng=rng, scale=scale)
-    params["b"] = 0.3 * rng.standard_normal(H)
-    params["c"] = 0.3 * rng.standard_normal(K)
-    x = rng.standard_normal((T, B, D))
-    y = rng.integers(0, K, size=(T, B))
-    h0 = 0.5 * rng.standard_normal((B, H))
-    return params, x, y, h0
+    return rnn_problem(seed, T, B, D, H, K, scale=scale, bias_scale=0.3)
 
 
 @pytest.mark.parametrize(("form", "size"), [

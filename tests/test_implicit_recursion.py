@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from problems import rnn_problem
 from bptt_lib import gradcheck, rnn
 from bptt_lib import implicit_recursion as tir
 from bptt_lib.codegen import source_of
@@ -20,14 +21,7 @@ from bptt_lib.kernels import rnn_kernels
 
 
 def _problem(seed, T=4, B=3, D=2, H=3, K=3):
-    rng = np.random.default_rng(seed)
-    params = rnn.init_params(D, H, K, rng=rng)
-    params["b"] = 0.3 * rng.standard_normal(H)
-    params["c"] = 0.3 * rng.standard_normal(K)
-    x = rng.standard_normal((T, B, D))
-    y = rng.integers(0, K, size=(T, B))
-    h0 = 0.5 * rng.standard_normal((B, H))
-    return params, x, y, h0
+    return rnn_problem(seed, T, B, D, H, K, bias_scale=0.3)
 
 
 SHAPES = [dict(T=1, B=1, D=1, H=1, K=2), dict(T=4, B=3, D=2, H=3, K=3), dict(T=7, B=2, D=3, H=5, K=4)]

@@ -16,6 +16,7 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from problems import SHAPES, rnn_problem
 from bptt_lib import gradcheck, path_sum, rnn
 from bptt_lib.codegen import generate
 from bptt_lib.derive import chain_rule as dcr
@@ -27,28 +28,11 @@ REL_TOL = 1e-10
 CS_RTOL = 1e-9
 
 
-def make_problem(seed, T, B, D, H, K, scale=None):
-    rng = np.random.default_rng(seed)
-    params = rnn.init_params(D, H, K, rng=rng, scale=scale)
-    params["b"] = 0.1 * rng.standard_normal(H)
-    params["c"] = 0.1 * rng.standard_normal(K)
-    x = rng.standard_normal((T, B, D))
-    y = rng.integers(0, K, size=(T, B))
-    h0 = 0.5 * rng.standard_normal((B, H))
-    return params, x, y, h0
-
-
-shapes = st.tuples(
-    st.integers(0, 2**32 - 1),
-    st.integers(1, 8), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5),
-)
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shapes, st.sampled_from([None, 0.5, 1.5]))
+@given(SHAPES, st.sampled_from([None, 0.5, 1.5]))
 def test_path_sum_equals_the_recursion(case, scale):
     seed, T, B, D, H, K = case
-    params, x, y, h0 = make_problem(seed, T, B, D, H, K, scale=scale)
+    params, x, y, h0 = rnn_problem(seed, T, B, D, H, K, scale=scale)
     loss_rec, grads_rec = rnn.loss_and_grads(params, x, y, h0)
     loss_ps, grads_ps = path_sum.loss_and_grads_path_sum(params, x, y, h0)
     assert loss_ps == loss_rec
@@ -61,17 +45,17 @@ def test_path_sum_equals_the_recursion(case, scale):
 
 @pytest.mark.parametrize("T,B", [(1, 1), (1, 3), (4, 1), (7, 2)])
 def test_path_sum_equals_the_recursion_edge_shapes(T, B):
-    params, x, y, _ = make_problem(10 + T + B, T, B, D=2, H=3, K=4)
+    params, x, y, _ = rnn_problem(10 + T + B, T, B, D=2, H=3, K=4)
     _, grads_rec = rnn.loss_and_grads(params, x, y)
     _, grads_ps = path_sum.loss_and_grads_path_sum(params, x, y)
     assert max(gradcheck.compare(grads_rec, grads_ps).values()) < REL_TOL
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shapes)
+@given(SHAPES)
 def test_path_sum_matches_complex_step(case):
     seed, T, B, D, H, K = case
-    params, x, y, h0 = make_problem(seed, T, B, D, H, K)
+    params, x, y, h0 = rnn_problem(seed, T, B, D, H, K)
     _, grads = path_sum.loss_and_grads_path_sum(params, x, y, h0)
     numeric = gradcheck.complex_step(lambda p: rnn.loss(p, x, y, h0), params)
     errors = gradcheck.compare(grads, numeric)
@@ -79,7 +63,7 @@ def test_path_sum_matches_complex_step(case):
 
 
 def test_single_paths_add_up_to_the_gradient():
-    params, x, y, h0 = make_problem(1, T=5, B=3, D=2, H=4, K=3)
+    params, x, y, h0 = rnn_problem(1, T=5, B=3, D=2, H=4, K=3)
     _, grads = rnn.loss_and_grads(params, x, y, h0)
     total = {key: np.zeros_like(grads[key]) for key in ("W", "U", "b")}
     for t in range(1, 6):
@@ -115,7 +99,7 @@ def test_one_path_equals_the_product_of_explicit_jacobians():
 
 @pytest.mark.parametrize("T", [1, 2, 5, 12])
 def test_kernel_calls_are_counted_per_path(T):
-    params, x, y, h0 = make_problem(3, T, B=2, D=2, H=3, K=3)
+    params, x, y, h0 = rnn_problem(3, T, B=2, D=2, H=3, K=3)
     with path_sum.counting_kernel_calls() as ps_calls:
         path_sum.loss_and_grads_path_sum(params, x, y, h0)
     with path_sum.counting_kernel_calls() as rec_calls:
@@ -140,7 +124,7 @@ def test_counting_restores_the_kernels_even_after_an_error():
 
 
 def test_path_sum_calls_the_generated_kernels(monkeypatch):
-    params, x, y, h0 = make_problem(4, T=4, B=2, D=2, H=3, K=3)
+    params, x, y, h0 = rnn_problem(4, T=4, B=2, D=2, H=3, K=3)
     _, reference = path_sum.loss_and_grads_path_sum(params, x, y, h0)
     monkeypatch.setattr(rnn_kernels(), "tanh_vjp", lambda g, h: g * (1 - h))
     _, corrupted = path_sum.loss_and_grads_path_sum(params, x, y, h0)
@@ -153,7 +137,7 @@ def test_path_sum_calls_the_generated_kernels(monkeypatch):
 
 def test_truncation_keeps_the_short_paths():
     T = 6
-    params, x, y, h0 = make_problem(5, T, B=2, D=2, H=3, K=3)
+    params, x, y, h0 = rnn_problem(5, T, B=2, D=2, H=3, K=3)
     _, full = path_sum.loss_and_grads_path_sum(params, x, y, h0)
     for tau in (T, T + 3):
         _, same = path_sum.loss_and_grads_path_sum(params, x, y, h0, truncate=tau)
@@ -176,7 +160,7 @@ def test_truncation_keeps_the_short_paths():
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True])
 def test_truncate_must_be_a_positive_int(bad):
-    params, x, y, _ = make_problem(6, T=3, B=2, D=2, H=3, K=3)
+    params, x, y, _ = rnn_problem(6, T=3, B=2, D=2, H=3, K=3)
     with pytest.raises(ValueError, match="truncate must be an int of at least 1"):
         path_sum.loss_and_grads_path_sum(params, x, y, truncate=bad)
 
@@ -218,7 +202,7 @@ def test_path_sum_of_the_unrolled_loss_matches_sympy_and_numpy():
 
 
 def _bad_inputs():
-    params, x, y, h0 = make_problem(7, T=3, B=2, D=2, H=3, K=4)
+    params, x, y, h0 = rnn_problem(7, T=3, B=2, D=2, H=3, K=4)
     no_w = dict(params)
     del no_w["W"]
     wrong_b = dict(params, b=np.zeros(2))
@@ -255,7 +239,7 @@ def test_bad_input_raises_like_the_recursion(name):
                                        (2, 3, "k must be an int from 1 to 2"), (2, 0, "k must be an int from 1 to 2"),
                                        (2.0, 1, "t must be an int")])
 def test_path_indices_are_checked(t, k, match):
-    params, x, y, h0 = make_problem(8, T=3, B=2, D=2, H=3, K=4)
+    params, x, y, h0 = rnn_problem(8, T=3, B=2, D=2, H=3, K=4)
     with pytest.raises(ValueError, match=match):
         path_sum.path_contribution(params, x, y, t, k, h0)
 
@@ -273,7 +257,7 @@ def test_pullback_and_path_term_check_shapes():
     with pytest.raises(ValueError, match="h must have one more step than x"):
         path_sum.path_term(np.zeros((2, 3)), h, np.zeros((4, 2, 1)), W, 2, 1)
     with pytest.raises(TypeError, match="trace must be the Trace"):
-        path_sum.backward_path_sum(make_problem(8, 3, 2, 2, 3, 4)[0], {"h": h}, np.zeros((3, 2), dtype=int))
+        path_sum.backward_path_sum(rnn_problem(8, 3, 2, 2, 3, 4)[0], {"h": h}, np.zeros((3, 2), dtype=int))
 
 
 # --- the timing helpers ------------------------------------------------------------------

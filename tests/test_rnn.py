@@ -12,8 +12,8 @@ Tolerances:
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from problems import SHAPES, rnn_problem
 from bptt_lib import gradcheck, rnn
 from bptt_lib.kernels import rnn_kernels
 
@@ -22,28 +22,11 @@ FD_EPS = 1e-6
 FD_RTOL = 1e-6
 
 
-def make_problem(seed, T, B, D, H, K, scale=None):
-    rng = np.random.default_rng(seed)
-    params = rnn.init_params(D, H, K, rng=rng, scale=scale)
-    params["b"] = 0.1 * rng.standard_normal(H)
-    params["c"] = 0.1 * rng.standard_normal(K)
-    x = rng.standard_normal((T, B, D))
-    y = rng.integers(0, K, size=(T, B))
-    h0 = 0.5 * rng.standard_normal((B, H))
-    return params, x, y, h0
-
-
-shapes = st.tuples(
-    st.integers(0, 2**32 - 1),
-    st.integers(1, 8), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5),
-)
-
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shapes)
+@given(SHAPES)
 def test_gradients_match_complex_step(case):
     seed, T, B, D, H, K = case
-    params, x, y, h0 = make_problem(seed, T, B, D, H, K)
+    params, x, y, h0 = rnn_problem(seed, T, B, D, H, K)
     _, grads = rnn.loss_and_grads(params, x, y, h0)
     numeric = gradcheck.complex_step(lambda p: rnn.loss(p, x, y, h0), params)
     errors = gradcheck.compare(grads, numeric)
@@ -51,10 +34,10 @@ def test_gradients_match_complex_step(case):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shapes)
+@given(SHAPES)
 def test_gradients_match_central_differences(case):
     seed, T, B, D, H, K = case
-    params, x, y, h0 = make_problem(seed, T, B, D, H, K)
+    params, x, y, h0 = rnn_problem(seed, T, B, D, H, K)
     _, grads = rnn.loss_and_grads(params, x, y, h0)
     numeric = gradcheck.central_difference(lambda p: rnn.loss(p, x, y, h0), params, eps=FD_EPS)
     errors = gradcheck.compare(grads, numeric)
@@ -62,7 +45,7 @@ def test_gradients_match_central_differences(case):
 
 
 def test_loss_is_the_batch_mean_of_summed_negative_log_likelihoods():
-    params, x, y, h0 = make_problem(1, T=4, B=3, D=2, H=3, K=4)
+    params, x, y, h0 = rnn_problem(1, T=4, B=3, D=2, H=3, K=4)
     trace = rnn.forward(params, x, h0)
     per_example = [-sum(np.log(trace.yhat[t, b, y[t, b]]) for t in range(4)) for b in range(3)]
     value, _ = rnn.loss_and_grads(params, x, y, h0)
@@ -70,7 +53,7 @@ def test_loss_is_the_batch_mean_of_summed_negative_log_likelihoods():
 
 
 def test_forward_follows_the_book_equations():
-    params, x, _, h0 = make_problem(2, T=3, B=2, D=2, H=3, K=2)
+    params, x, _, h0 = rnn_problem(2, T=3, B=2, D=2, H=3, K=2)
     trace = rnn.forward(params, x, h0)
     h = h0
     for t in range(3):
@@ -84,7 +67,7 @@ def test_forward_follows_the_book_equations():
 
 
 def test_softmax_is_stable_for_huge_logits():
-    params, x, y, h0 = make_problem(3, T=2, B=2, D=2, H=2, K=3)
+    params, x, y, h0 = rnn_problem(3, T=2, B=2, D=2, H=2, K=3)
     params["c"] = np.array([800.0, 0.0, -800.0])
     value, grads = rnn.loss_and_grads(params, x, y, h0)
     assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads.values())
@@ -92,7 +75,7 @@ def test_softmax_is_stable_for_huge_logits():
 
 def test_backward_loop_calls_the_generated_kernels(monkeypatch):
     """The spine: BPTT's numbers come from the generated kernels, not from hand-typed formulas."""
-    params, x, y, h0 = make_problem(4, T=5, B=2, D=3, H=4, K=3)
+    params, x, y, h0 = rnn_problem(4, T=5, B=2, D=3, H=4, K=3)
     _, reference = rnn.loss_and_grads(params, x, y, h0)
     k = rnn_kernels()
     calls = {}
@@ -116,7 +99,7 @@ def test_backward_loop_calls_the_generated_kernels(monkeypatch):
 
 
 def test_backward_returns_the_hidden_state_gradients():
-    params, x, y, h0 = make_problem(5, T=4, B=2, D=2, H=3, K=2)
+    params, x, y, h0 = rnn_problem(5, T=4, B=2, D=2, H=3, K=2)
     trace = rnn.forward(params, x, h0)
     grads, grad_h = rnn.backward(params, trace, y)
     assert grad_h.shape == (4, 2, 3)
@@ -130,7 +113,7 @@ def test_backward_returns_the_hidden_state_gradients():
 
 @pytest.fixture
 def problem():
-    return make_problem(6, T=3, B=2, D=2, H=3, K=4)
+    return rnn_problem(6, T=3, B=2, D=2, H=3, K=4)
 
 
 def test_missing_parameter_key(problem):
@@ -235,7 +218,7 @@ def test_init_params_validates_and_is_reproducible():
         np.testing.assert_array_equal(a[key], b[key])
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         rnn.init_params(2, 3, 4, rng=0)
-    with pytest.raises(ValueError, match="n_hidden must be a positive int"):
+    with pytest.raises(ValueError, match="n_hidden must be an int at least 1"):
         rnn.init_params(2, 0, 4, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="scale must be a positive finite number"):
         rnn.init_params(2, 3, 4, rng=np.random.default_rng(0), scale=-1.0)
