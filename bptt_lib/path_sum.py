@@ -51,7 +51,7 @@ import numpy as np
 
 from .kernels import rnn_kernels
 from .plotting import COLORS
-from .rnn import Trace, check_inputs, check_params, check_targets, forward_unchecked, nll, output_grads
+from .rnn import Trace, check_inputs, check_params, check_targets, forward_unchecked, loss_and_grads, output_grads
 from .validation import as_array, check_finite_result, require_finite
 
 __all__ = [
@@ -297,12 +297,8 @@ def loss_and_grads_path_sum(params: dict, x, y, h0=None, *, truncate: int | None
     FloatingPointError
         If the loss or a gradient is not finite.
     """
-    p, x, h0, sizes = check_inputs(params, x, h0, kind="float")
-    y = check_targets(y, sizes)
-    trace = forward_unchecked(p, x, h0)
-    value = float(nll(trace, y))
-    check_finite_result("loss_and_grads_path_sum", {"loss": np.asarray(value)})
-    return value, backward_path_sum(p, trace, y, truncate=truncate)
+    return loss_and_grads(params, x, y, h0,
+                          backward_rule=lambda p, trace, y: backward_path_sum(p, trace, y, truncate=truncate))
 
 
 @contextlib.contextmanager

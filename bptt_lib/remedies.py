@@ -28,7 +28,7 @@ from . import rnn
 from .clip import clip_by_global_norm, clip_by_value
 from .jacobian_products import check_rng, orthogonalise, relu_kernels
 from .plotting import COLORS
-from .validation import as_array, check_finite_result, positive_int, positive_number, require_finite
+from .validation import as_array, positive_int, positive_number, require_finite
 
 __all__ = [
     "orthogonalise", "init_gaussian", "init_orthogonal", "init_identity", "init_params",
@@ -158,9 +158,7 @@ def relu_forward(params: dict, x, h0=None) -> rnn.Trace:
 
 def relu_loss(params: dict, x, y, h0=None):
     """The loss of the ReLU RNN, as in :func:`bptt_lib.rnn.loss`; accepts complex parameters."""
-    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="number")
-    y = rnn.check_targets(y, sizes)
-    return rnn.nll(_relu_forward(p, x, h0), y)
+    return rnn.loss(params, x, y, h0, activation=_relu)
 
 
 def relu_backward(params: dict, trace: rnn.Trace, y) -> tuple[dict, np.ndarray]:
@@ -207,14 +205,8 @@ def relu_loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
     FloatingPointError
         If the loss or a gradient is not finite (ReLU activations are unbounded).
     """
-    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="float")
-    y = rnn.check_targets(y, sizes)
-    with np.errstate(over="ignore", invalid="ignore"):
-        trace = _relu_forward(p, x, h0)
-        value = float(rnn.nll(trace, y))
-    check_finite_result("relu_loss_and_grads", {"loss": np.asarray(value)})
-    grads, _ = relu_backward(p, trace, y)
-    return value, grads
+    return rnn.loss_and_grads(params, x, y, h0, activation=_relu,
+                              backward_rule=lambda p, trace, y: relu_backward(p, trace, y)[0])
 
 
 # --- figures ------------------------------------------------------------------------

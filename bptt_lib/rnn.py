@@ -194,15 +194,15 @@ def nll(trace: Trace, y: np.ndarray) -> np.ndarray:
     return -picked.sum() / B
 
 
-def loss(params: dict, x, y, h0=None):
+def loss(params: dict, x, y, h0=None, *, activation=np.tanh):
     """The loss ``L`` alone: summed over time, averaged over the batch.
 
     Accepts complex parameters, so that :func:`bptt_lib.gradcheck.complex_step`
-    can differentiate it.
+    can differentiate it. ``activation`` is as in :func:`forward_unchecked`.
     """
     p, x, h0, sizes = check_inputs(params, x, h0, kind="number")
     y = check_targets(y, sizes)
-    return nll(forward_unchecked(p, x, h0), y)
+    return nll(forward_unchecked(p, x, h0, activation=activation), y)
 
 
 def output_grads(p: dict, trace: Trace, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -288,8 +288,14 @@ def backward(params: dict, trace: Trace, y, *, activation_vjp=None) -> tuple[dic
     return grads, grad_h
 
 
-def loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
+def loss_and_grads(params: dict, x, y, h0=None, *, activation=np.tanh, backward_rule=None) -> tuple[float, dict]:
     """The loss and its gradient with respect to every parameter, by full BPTT.
+
+    The two keyword hooks serve the book's variants, so that validation, the
+    forward pass and the finite-loss check are written once: ``activation``
+    replaces tanh in the forward pass (:func:`forward_unchecked`), and
+    ``backward_rule(params, trace, y) -> grads`` replaces :func:`backward`
+    (the ReLU RNN of chapter 9 and the path sum of chapter 7 pass their own).
 
     Parameters
     ----------
@@ -317,8 +323,13 @@ def loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
     """
     p, x, h0, sizes = check_inputs(params, x, h0, kind="float")
     y = check_targets(y, sizes)
-    trace = forward_unchecked(p, x, h0)
-    value = float(nll(trace, y))
+    # Overflow is detected explicitly just below, so NumPy's warning would only repeat it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = forward_unchecked(p, x, h0, activation=activation)
+        value = float(nll(trace, y))
     check_finite_result("loss_and_grads", {"loss": np.asarray(value)})
-    grads, _ = backward(p, trace, y)
+    if backward_rule is None:
+        grads, _ = backward(p, trace, y)
+    else:
+        grads = backward_rule(p, trace, y)
     return value, grads
