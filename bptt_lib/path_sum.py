@@ -51,7 +51,7 @@ import numpy as np
 
 from .kernels import rnn_kernels
 from .plotting import COLORS
-from .rnn import Trace, check_inputs, check_params, check_targets, forward_unchecked, loss_and_grads, output_grads
+from .rnn import Trace, check_backward_inputs, check_inputs, check_targets, forward_unchecked, loss_and_grads, output_grads
 from .validation import as_array, check_finite_result, require_finite
 
 __all__ = [
@@ -229,12 +229,7 @@ def backward_path_sum(params: dict, trace: Trace, y, *, truncate: int | None = N
     :math:`T(T+1)/2` times (once per path), ``hidden_vjp_h_prev``
     :math:`T(T-1)/2` times, ``output_vjp`` and ``softmax_nll_grad`` once.
     """
-    sizes: dict = {}
-    p = check_params(params, sizes, kind="float")
-    if not isinstance(trace, Trace):
-        raise TypeError(f"trace must be the Trace returned by forward; got {type(trace).__name__}")
-    as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
-    y = check_targets(y, sizes)
+    p, y, sizes = check_backward_inputs(params, trace, y)
     T, B, D = trace.x.shape
     if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer))
                                  or truncate < 1):

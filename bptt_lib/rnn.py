@@ -29,7 +29,7 @@ from .validation import as_array, check_finite_result, positive_int, positive_nu
 __all__ = [
     "PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward", "loss_and_grads",
     "check_params", "check_inputs", "check_targets", "forward_unchecked", "nll", "output_grads",
-    "normal_weights",
+    "normal_weights", "check_backward_inputs",
 ]
 
 PARAM_SHAPES = {"U": ("H", "D"), "W": ("H", "H"), "V": ("K", "H"), "b": ("H",), "c": ("K",)}
@@ -205,6 +205,16 @@ def loss(params: dict, x, y, h0=None, *, activation=np.tanh):
     return nll(forward_unchecked(p, x, h0, activation=activation), y)
 
 
+def check_backward_inputs(params, trace, y) -> tuple[dict, np.ndarray, dict]:
+    """Validate the arguments of a backward pass: ``(params, y, sizes)``, checked against ``trace``."""
+    sizes: dict = {}
+    p = check_params(params, sizes, kind="float")
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace must be the Trace returned by forward; got {type(trace).__name__}")
+    as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
+    return p, check_targets(y, sizes), sizes
+
+
 def output_grads(p: dict, trace: Trace, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The output layer's part of the backward pass, for all steps at once.
 
@@ -259,12 +269,7 @@ def backward(params: dict, trace: Trace, y, *, activation_vjp=None) -> tuple[dic
     FloatingPointError
         If a gradient is not finite.
     """
-    sizes: dict = {}
-    p = check_params(params, sizes, kind="float")
-    if not isinstance(trace, Trace):
-        raise TypeError(f"trace must be the Trace returned by forward; got {type(trace).__name__}")
-    as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
-    y = check_targets(y, sizes)
+    p, y, sizes = check_backward_inputs(params, trace, y)
     k = rnn_kernels()
     T, B, D = trace.x.shape
     H = sizes["H"]
