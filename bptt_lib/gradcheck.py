@@ -38,14 +38,44 @@ def _scalar(value, name: str) -> complex:
     return arr.item()
 
 
-def central_difference(f: Callable[[dict], float], params: Mapping, eps: float = 1e-6) -> dict:
+def _check_step(theta: dict, eps: float) -> None:
+    """Raise ``ValueError`` if ``x + eps`` or ``x - eps`` rounds back to ``x`` for some entry.
+
+    The difference quotient would then be computed from a step that is not
+    ``eps`` (or is zero), and the derivative would be silently wrong.
+    """
+    for key, arr in theta.items():
+        lost = ((arr + eps == arr) | (arr - eps == arr)) & np.isfinite(arr)
+        if np.any(lost):
+            index = tuple(int(i) for i in np.argwhere(lost)[0])
+            value = float(arr[index])
+            sign = "+" if value + eps == value else "-"
+            raise ValueError(
+                f"eps={float(eps)!r} is too small for params[{key!r}]{list(index) if index else ''} = {value!r}: "
+                f"x {sign} eps == x in float64 (the step is lost to rounding); eps must be well above the "
+                f"float64 spacing {float(np.spacing(abs(value))):.3g} there"
+            )
+
+
+def central_difference(f: Callable[[dict], float], params: Mapping, eps: float = 1e-6, *,
+                       allow_lost_step: bool = False) -> dict:
     """Gradient of ``f`` at ``params`` by central differences with step ``eps``.
 
     Costs two evaluations of ``f`` per parameter entry.
+
+    Raises
+    ------
+    ValueError
+        If ``eps`` is not positive, or so small that ``x + eps == x`` (or
+        ``x - eps == x``) in float64 for some entry ``x``: the quotient would be
+        silently wrong there (zero if both steps are lost). Pass
+        ``allow_lost_step=True`` to compute it anyway, e.g. to show round-off.
     """
     if not eps > 0:
         raise ValueError(f"eps must be positive; got {eps!r}")
     theta = _copy(params, np.float64)
+    if not allow_lost_step:
+        _check_step(theta, eps)
     grads = {}
     for key, arr in theta.items():
         grad = np.empty_like(arr)
@@ -92,6 +122,8 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, floor: float = 1e-
     analytic, numeric = np.asarray(analytic), np.asarray(numeric)
     if analytic.shape != numeric.shape:
         raise ValueError(f"shapes differ: analytic {analytic.shape}, numeric {numeric.shape}")
+    if analytic.size == 0:
+        raise ValueError(f"analytic and numeric must have at least one entry to compare; got shape {analytic.shape}")
     scale = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))), floor)
     return float(np.max(np.abs(analytic - numeric)) / scale)
 

@@ -206,12 +206,32 @@ def loss(params: dict, x, y, h0=None, *, activation=np.tanh):
 
 
 def check_backward_inputs(params, trace, y) -> tuple[dict, np.ndarray, dict]:
-    """Validate the arguments of a backward pass: ``(params, y, sizes)``, checked against ``trace``."""
+    """Validate the arguments of a backward pass: ``(params, y, sizes)``, checked against ``trace``.
+
+    The trace must come from a forward pass of a network with the shapes of
+    ``params``: ``x`` (T, B, D), ``h`` (T + 1, B, H), ``o``, ``yhat`` and
+    ``log_yhat`` (T, B, K), with ``D``, ``H`` and ``K`` those of ``params``.
+    A trace of another network is a ``ValueError`` that names the field, the
+    expected shape and the shape found.
+    """
     sizes: dict = {}
     p = check_params(params, sizes, kind="float")
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be the Trace returned by forward; got {type(trace).__name__}")
-    as_array("trace.x", trace.x, ("T", "B", "D"), sizes)
+
+    def check_field(field: str, dims: tuple) -> None:
+        try:
+            as_array(f"trace.{field}", getattr(trace, field), dims, sizes)
+        except ValueError as err:
+            raise ValueError(f"{err}: the trace does not match params (is it the forward pass of another network?)") \
+                from None
+
+    check_field("x", ("T", "B", "D"))
+    sizes["T+1"] = sizes["T"] + 1
+    check_field("h", ("T+1", "B", "H"))
+    del sizes["T+1"]
+    for field in ("o", "yhat", "log_yhat"):
+        check_field(field, ("T", "B", "K"))
     return p, check_targets(y, sizes), sizes
 
 

@@ -103,6 +103,25 @@ def test_sgd_step():
         sgd_step(params, params, lr=0.0)
 
 
+@pytest.mark.parametrize("not_a_dict", [[np.ones(2)], (np.ones(2),), np.ones(2), None])
+def test_sgd_step_parameters_must_be_a_dict(not_a_dict):
+    """Today's behaviour was NumPy's "unhashable type" or a KeyError about keys that make no sense."""
+    expected = rf"params must be a dict of arrays \(name -> array\); got {type(not_a_dict).__name__}"
+    with pytest.raises(TypeError, match=expected):
+        sgd_step(not_a_dict, {"W": np.ones(2)}, lr=0.1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_sgd_step_refuses_a_non_finite_gradient(bad):
+    """A NaN or infinite gradient would silently turn the parameters into NaN."""
+    params = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+    grads = {"W": np.ones((2, 2)), "b": np.array([0.5, bad])}
+    with pytest.raises(ValueError, match=r'grads\["b"\] holds a non-finite value \(-?(nan|inf)\) at index \(1,\): '
+                                         r'a step would make params\["b"\] NaN or infinite'):
+        sgd_step(params, grads, lr=0.1)
+    np.testing.assert_array_equal(params["b"], np.zeros(2))  # untouched
+
+
 def _copy_task(seed=0, T=6, B=16, K=3):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, K, size=(T, B))

@@ -222,3 +222,49 @@ def test_init_params_validates_and_is_reproducible():
         rnn.init_params(2, 0, 4, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="scale must be a positive finite number"):
         rnn.init_params(2, 3, 4, rng=np.random.default_rng(0), scale=-1.0)
+
+
+# --- a trace of another network ----------------------------------------------------------
+
+OTHER_NETWORKS = [
+    # (field named in the error, sizes of the network that made the trace)
+    ("trace.h", dict(D=2, H=5, K=4)),
+    ("trace.o", dict(D=2, H=3, K=6)),
+    ("trace.x", dict(D=5, H=3, K=4)),
+]
+
+
+@pytest.mark.parametrize("backward", ["rnn.backward", "path_sum.backward_path_sum"])
+@pytest.mark.parametrize("field, sizes", OTHER_NETWORKS, ids=[f for f, _ in OTHER_NETWORKS])
+def test_backward_given_a_trace_of_another_network(problem, backward, field, sizes):
+    """Today's behaviour was NumPy's "cannot reshape": the error names the field, expected and actual shape."""
+    from bptt_lib import path_sum
+
+    fn = {"rnn.backward": rnn.backward, "path_sum.backward_path_sum": path_sum.backward_path_sum}[backward]
+    params, _, y, _ = problem   # T=3, B=2, D=2, H=3, K=4
+    other, x_other, _, _ = rnn_problem(7, T=3, B=2, **sizes)
+    trace = rnn.forward(other, x_other)
+    dim = {"trace.h": "H", "trace.o": "K", "trace.x": "D"}[field]
+    got = {"H": sizes["H"], "K": sizes["K"], "D": sizes["D"]}[dim]
+    expected = {"H": 3, "K": 4, "D": 2}[dim]
+    with pytest.raises(ValueError, match=rf"{field} must have shape .*; got shape .*\(axis 2, {dim}, is {got}, "
+                                         rf"expected {expected}\): the trace does not match params"):
+        fn(params, trace, y)
+
+
+def test_backward_given_a_trace_with_other_steps_or_fields(problem):
+    params, x, y, h0 = problem
+    trace = rnn.forward(params, x, h0)
+    short = rnn.Trace(x=trace.x, h=trace.h[:-1], o=trace.o, yhat=trace.yhat, log_yhat=trace.log_yhat)
+    with pytest.raises(ValueError, match=r"trace.h must have shape \(T\+1=4, B=2, H=3\); got shape \(3, 2, 3\)"):
+        rnn.backward(params, short, y)
+    with pytest.raises(ValueError, match=r"y must have shape \(T=2, B=2\); got shape \(3, 2\)"):
+        rnn.backward(params, rnn.forward(params, x[:2], h0), y)
+    flat = rnn.Trace(x=trace.x, h=trace.h, o=trace.o, yhat=trace.yhat[0], log_yhat=trace.log_yhat)
+    with pytest.raises(ValueError, match=r"trace.yhat must have shape \(T=3, B=2, K=4\) \(3 dimensions\)"):
+        rnn.backward(params, flat, y)
+    # The checks leave the right trace alone: the same gradients as before.
+    grads, _ = rnn.backward(params, trace, y)
+    _, reference = rnn.loss_and_grads(params, x, y, h0)
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], reference[key])

@@ -48,4 +48,31 @@ def _tiny_backward_cases(rng):
     return cases
 
 
-register("tiny_backward", reference=reference_tiny_backward, cases=_tiny_backward_cases)
+def _tiny_backward_variant(x, h, yhat, y, V, *, mean=True, onehot=True, tanh=True, transpose_dU=False):
+    """The backward pass of the tiny network with one of its steps done wrong (for the mistakes)."""
+    B = len(y)
+    G_o = np.array(yhat, dtype=float)
+    if onehot:
+        G_o[np.arange(B), y] -= 1.0
+    if mean:
+        G_o = G_o / B
+    G_a = G_o @ V
+    if tanh:
+        G_a = G_a * (1.0 - h**2)
+    dU = x.T @ G_a if transpose_dU else G_a.T @ x
+    return {"U": dU, "b": G_a.sum(axis=0), "V": G_o.T @ h, "c": G_o.sum(axis=0)}
+
+
+TINY_BACKWARD_MISTAKES = {
+    "the 1/B of the batch mean was forgotten":
+        lambda **kw: _tiny_backward_variant(**kw, mean=False),
+    "the one-hot target was not subtracted: the gradient at the logits is (ŷ − onehot(y))/B, not ŷ/B":
+        lambda **kw: _tiny_backward_variant(**kw, onehot=False),
+    "the tanh factor 1 − h² was left out on the way from V to the hidden layer":
+        lambda **kw: _tiny_backward_variant(**kw, tanh=False),
+    "∇U L is transposed: it has the shape of U, (H, D), so it is G_aᵀ x, not xᵀ G_a":
+        lambda **kw: _tiny_backward_variant(**kw, transpose_dU=True),
+}
+
+register("tiny_backward", reference=reference_tiny_backward, cases=_tiny_backward_cases,
+         mistakes=TINY_BACKWARD_MISTAKES)

@@ -55,5 +55,27 @@ def _step_cases(rng):
     return cases
 
 
-register("sigmoid_vjp", reference=reference_sigmoid_vjp, cases=_sigmoid_cases)
-register("step_vjp_h_prev", reference=reference_step_vjp_h_prev, cases=_step_cases)
+SIGMOID_MISTAKES = {
+    "the upstream gradient g was not multiplied in (only the local derivative s(1 − s) was returned)":
+        lambda g, s: s * (1 - s),
+    "the sigmoid was applied to s again: s is already σ(a), so σ′(a) = s(1 − s)":
+        lambda g, s: g * _sigmoid(s) * (1 - _sigmoid(s)),
+    "the tanh rule 1 − s² was used instead of the sigmoid's s(1 − s)":
+        lambda g, s: g * (1 - s**2),
+    "the sign is wrong: s(s − 1) instead of s(1 − s)":
+        lambda g, s: g * s * (s - 1),
+}
+
+STEP_MISTAKES = {
+    "Wᵀ was used where W belongs (for rows, Wᵀ g is g @ W)":
+        lambda g, h, W: (g * (1 - h**2)) @ W.T,
+    "diag(1 − h²) was applied after W instead of before it (the factor belongs to h, the output of the step)":
+        lambda g, h, W: (g @ W) * (1 - h**2),
+    "the tanh factor 1 − h² was left out":
+        lambda g, h, W: g @ W,
+    "the tanh derivative was written 1 − h instead of 1 − h²":
+        lambda g, h, W: (g * (1 - h)) @ W,
+}
+
+register("sigmoid_vjp", reference=reference_sigmoid_vjp, cases=_sigmoid_cases, mistakes=SIGMOID_MISTAKES)
+register("step_vjp_h_prev", reference=reference_step_vjp_h_prev, cases=_step_cases, mistakes=STEP_MISTAKES)

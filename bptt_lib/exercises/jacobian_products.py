@@ -33,4 +33,25 @@ def _cases(rng):
     return cases
 
 
-register("jacobian_product", reference=reference_jacobian_product, cases=_cases)
+def _product_variant(W, h, k, t, *, A=lambda W: W, side="left", latest_left=True, state_shift=0):
+    """The product of one-step Jacobians with one ingredient changed (for the mistakes)."""
+    P = np.eye(W.shape[0])
+    for j in range(t, k, -1):
+        d = 1 - h[j - state_shift] ** 2
+        factor = d[:, None] * A(W) if side == "left" else A(W) * d[None, :]
+        P = P @ factor if latest_left else factor @ P
+    return P
+
+
+JACOBIAN_MISTAKES = {
+    "Wᵀ was used where W belongs: ∂h⁽ʲ⁾/∂h⁽ʲ⁻¹⁾ = diag(1 − (h⁽ʲ⁾)²) W":
+        lambda **kw: _product_variant(**kw, A=lambda W: W.T),
+    "the diagonal factor is on the wrong side: W diag(1 − h²) instead of diag(1 − h²) W":
+        lambda **kw: _product_variant(**kw, side="right"),
+    "the factors were multiplied in the wrong order: the latest step, j = t, goes on the left":
+        lambda **kw: _product_variant(**kw, latest_left=False),
+    "h is off by one step: the factor of step j uses h⁽ʲ⁾, not h⁽ʲ⁻¹⁾":
+        lambda **kw: _product_variant(**kw, state_shift=1),
+}
+
+register("jacobian_product", reference=reference_jacobian_product, cases=_cases, mistakes=JACOBIAN_MISTAKES)

@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..softmax import onehot
 from ..tasks import recall_targets
-from . import register
+from . import TimeAxis, register
 
 __all__ = ["reference_recall_targets"]
 
@@ -28,4 +30,30 @@ def _cases(rng):
     return cases
 
 
-register("long_term_recall_targets", reference=reference_recall_targets, cases=_cases, integer_result=True)
+def _targets_variant(x, gap, *, lag=None, fill=-1):
+    """Targets ``y[t] = symbol[t - lag]`` (``lag`` defaults to ``gap``; negative looks ahead), ``fill`` elsewhere."""
+    symbols = np.asarray(x).argmax(axis=-1)
+    lag = gap if lag is None else lag
+    T = symbols.shape[0]
+    y = np.full(symbols.shape, fill)
+    if lag >= 0:
+        if lag < T:
+            y[lag:] = symbols[:T - lag]
+    elif -lag < T:
+        y[:T + lag] = symbols[-lag:]
+    return y
+
+
+RECALL_MISTAKES = {
+    "the gap is off by one: the target at step t is the symbol seen gap steps earlier, not gap − 1":
+        lambda x, gap: _targets_variant(x, gap, lag=gap - 1),
+    "the gap is off by one: the target at step t is the symbol seen gap steps earlier, not gap + 1":
+        lambda x, gap: _targets_variant(x, gap, lag=gap + 1),
+    "the steps without a target hold 0; they must hold IGNORE = −1 (0 is a symbol)":
+        lambda x, gap: _targets_variant(x, gap, fill=0),
+    "the targets look ahead: the symbol gap steps later was used, not gap steps earlier":
+        lambda x, gap: _targets_variant(x, gap, lag=-gap),
+}
+
+register("long_term_recall_targets", reference=reference_recall_targets, cases=_cases, integer_result=True,
+         mistakes=RECALL_MISTAKES, time=TimeAxis("t", offset=1))

@@ -59,5 +59,41 @@ def _orthogonalise_cases(rng):
     ]
 
 
-register("remedies_clip_by_global_norm", reference=reference_clip_by_global_norm, cases=_clip_cases)
-register("remedies_orthogonalise", reference=reference_orthogonalise, cases=_orthogonalise_cases)
+def _norm(grads, squared=False):
+    total = sum(np.sum(np.asarray(v) ** 2) for v in grads.values())
+    return total if squared else np.sqrt(total)
+
+
+def _scaled(grads, factor):
+    return {k: np.asarray(v) * factor for k, v in grads.items()}
+
+
+CLIP_MISTAKES = {
+    "each array was clipped by its own norm; the global norm of all arrays together decides":
+        lambda grads, max_norm: {k: v * min(1.0, max_norm / np.linalg.norm(v)) for k, v in grads.items()},
+    "the gradients were rescaled also when their norm was already below max_norm (clip only above it)":
+        lambda grads, max_norm: _scaled(grads, max_norm / _norm(grads)),
+    "the squared norm was used where the norm belongs (take the square root of the sum of squares)":
+        lambda grads, max_norm: _scaled(grads, min(1.0, max_norm / _norm(grads, squared=True))),
+    "the scale factor is upside down: it is max_norm / norm, not norm / max_norm":
+        lambda grads, max_norm: _scaled(grads, max(1.0, _norm(grads) / max_norm)),
+}
+
+
+def _qr(A):
+    return np.linalg.qr(A)
+
+
+ORTHOGONALISE_MISTAKES = {
+    "the sign fix was left out: Q of np.linalg.qr has diag(R) of either sign; multiply column i by sign(R_ii)":
+        lambda A: _qr(A)[0],
+    "the signs were applied to the rows of Q; they belong to its columns (Q * sign(diag(R)))":
+        lambda A: np.sign(np.diag(_qr(A)[1]))[:, None] * _qr(A)[0],
+    "Qᵀ was returned instead of Q":
+        lambda A: (_qr(A)[0] * np.sign(np.diag(_qr(A)[1]))).T,
+}
+
+register("remedies_clip_by_global_norm", reference=reference_clip_by_global_norm, cases=_clip_cases,
+         mistakes=CLIP_MISTAKES)
+register("remedies_orthogonalise", reference=reference_orthogonalise, cases=_orthogonalise_cases,
+         mistakes=ORTHOGONALISE_MISTAKES)

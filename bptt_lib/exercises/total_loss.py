@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import implicit_recursion as ir
 from ..jacobian_products import recurrent_weight
-from . import register
+from . import TimeAxis, register
 
 __all__ = ["reference_dh_dw", "reference_linear_final_state"]
 
@@ -62,5 +62,55 @@ def _linear_cases(rng: np.random.Generator) -> list:
     return cases
 
 
-register("total_loss_dh_dw", reference=reference_dh_dw, cases=_dh_dw_cases)
-register("total_loss_linear_final_state", reference=reference_linear_final_state, cases=_linear_cases)
+def _dh_dw_variant(w, u, h0, x, *, implicit=True, explicit_state="prev", tanh_on_implicit=True, with_t0=True):
+    """``dh_t/dw`` with one ingredient changed (for the mistakes)."""
+    x = np.asarray(x, dtype=float)
+    out = np.zeros(x.size + 1)
+    h_prev = h0
+    for t, x_t in enumerate(x, start=1):
+        h = np.tanh(w * h_prev + u * x_t)
+        explicit = h_prev if explicit_state == "prev" else h
+        carried = w * out[t - 1] if implicit else 0.0
+        out[t] = (1 - h**2) * (explicit + carried) if tanh_on_implicit else (1 - h**2) * explicit + carried
+        h_prev = h
+    return out if with_t0 else out[1:]
+
+
+DH_DW_MISTAKES = {
+    "the implicit part w · dh_(t−1)/dw was dropped: only the explicit partial (1 − h_t²) h_(t−1) remains":
+        lambda **kw: _dh_dw_variant(**kw, implicit=False),
+    "h_t was used where h_(t−1) belongs in the explicit partial (1 − h_t²) h_(t−1)":
+        lambda **kw: _dh_dw_variant(**kw, explicit_state="current"),
+    "the tanh factor 1 − h_t² multiplies only the explicit part; it multiplies the implicit part too":
+        lambda **kw: _dh_dw_variant(**kw, tanh_on_implicit=False),
+    "the entry for t = 0 is missing: the result holds dh_t/dw for t = 0..T, starting with dh_0/dw = 0":
+        lambda **kw: _dh_dw_variant(**kw, with_t0=False),
+}
+
+
+def _linear_variant(W, U, x, h0, *, transpose=False, power_shift=0, with_h0=True, reverse=False):
+    """``h^(T)`` of the linear RNN with one ingredient changed (for the mistakes)."""
+    A = W.T if transpose else W
+    T = x.shape[0]
+    h_T = np.linalg.matrix_power(A, T) @ h0 if with_h0 else np.zeros(W.shape[0])
+    for k in range(1, T + 1):
+        power = (k - 1) if reverse else (T - k + power_shift)
+        h_T = h_T + np.linalg.matrix_power(A, power) @ (U @ x[k - 1])
+    return h_T
+
+
+LINEAR_MISTAKES = {
+    "Wᵀ was used where W belongs":
+        lambda **kw: _linear_variant(**kw, transpose=True),
+    "the powers are off by one: the input of step k is multiplied by W to the power T − k, not T − k + 1":
+        lambda **kw: _linear_variant(**kw, power_shift=1),
+    "the initial state's term, W to the power T times h⁽⁰⁾, was left out":
+        lambda **kw: _linear_variant(**kw, with_h0=False),
+    "the inputs met the powers in reverse order: x_k is multiplied by W to the power T − k (the latest input by I)":
+        lambda **kw: _linear_variant(**kw, reverse=True),
+}
+
+register("total_loss_dh_dw", reference=reference_dh_dw, cases=_dh_dw_cases, mistakes=DH_DW_MISTAKES,
+         time=TimeAxis("t", offset=0))
+register("total_loss_linear_final_state", reference=reference_linear_final_state, cases=_linear_cases,
+         mistakes=LINEAR_MISTAKES)

@@ -40,4 +40,33 @@ def _path_term_cases(rng):
     return cases
 
 
-register("two_views_path_term_W", reference=reference_path_term_W, cases=_path_term_cases)
+def _path_term_variant(g, h, W, t, k, *, W_T=True, order="W_first", start_tanh=True, state_shift=0,
+                       transpose=False):
+    """The path term with one ingredient changed (for the mistakes).
+
+    Correct, for rows: ``G = g * (1 - h[t]**2)``, then for j = t, ..., k + 1:
+    ``G = (G @ W) * (1 - h[j - 1]**2)``; the result is ``G.T @ h[k - 1]``.
+    """
+    A = W if W_T else W.T
+    G = g * (1 - h[t] ** 2) if start_tanh else g
+    for j in range(t, k, -1):
+        G = (G @ A) * (1 - h[j - 1] ** 2) if order == "W_first" else (G * (1 - h[j - 1] ** 2)) @ A
+    state = h[k - 1 + state_shift]
+    return state.T @ G if transpose else G.T @ state
+
+
+PATH_TERM_MISTAKES = {
+    "W was used where Wᵀ belongs (for rows, Wᵀ δ is δ @ W)":
+        lambda **kw: _path_term_variant(**kw, W_T=False),
+    "diag(1 − (h⁽ʲ⁻¹⁾)²) was applied before Wᵀ; stepping from j to j − 1 is diag(1 − (h⁽ʲ⁻¹⁾)²) Wᵀ δ":
+        lambda **kw: _path_term_variant(**kw, order="diag_first"),
+    "the tanh factor of step t was left out: δ⁽ᵗ,ᵗ⁾ = diag(1 − (h⁽ᵗ⁾)²) g":
+        lambda **kw: _path_term_variant(**kw, start_tanh=False),
+    "h⁽ᵏ⁾ was used where h⁽ᵏ⁻¹⁾ belongs: W meets the state that entered step k, h[k - 1]":
+        lambda **kw: _path_term_variant(**kw, state_shift=1),
+    "the outer product is transposed: the term is δ⁽ᵗ,ᵏ⁾ h⁽ᵏ⁻¹⁾ᵀ (rows of W ↔ units of δ)":
+        lambda **kw: _path_term_variant(**kw, transpose=True),
+}
+
+register("two_views_path_term_W", reference=reference_path_term_W, cases=_path_term_cases,
+         mistakes=PATH_TERM_MISTAKES)

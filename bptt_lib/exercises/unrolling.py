@@ -48,5 +48,32 @@ def _count_cases(rng: np.random.Generator) -> list:
     return [{"D": D, "H": H, "K": K, "T": T} for D, H, K, T in fixed + drawn]
 
 
-register("rnn_step", reference=reference_rnn_step, cases=_step_cases)
-register("n_parameters_untied", reference=reference_n_parameters_untied, cases=_count_cases, rtol=0, atol=0)
+# Common mistakes, written for rows: each row of h_prev and x is one example.
+STEP_MISTAKES = {
+    "W was used where Wᵀ belongs (for rows, W h is h_prev @ W.T)":
+        lambda h_prev, x, U, W, b: np.tanh(h_prev @ W + x @ U.T + b),
+    "the bias b was left out":
+        lambda h_prev, x, U, W, b: np.tanh(h_prev @ W.T + x @ U.T),
+    "the recurrent term W h⁽ᵗ⁻¹⁾ was left out":
+        lambda h_prev, x, U, W, b: np.tanh(x @ U.T + b),
+    "tanh was not applied: the pre-activation a was returned instead of the state h":
+        lambda h_prev, x, U, W, b: h_prev @ W.T + x @ U.T + b,
+}
+
+
+def _per_step(D, H, K):
+    return H * D + H * H + K * H + H + K
+
+
+COUNT_MISTAKES = {
+    "the shared count was not multiplied by T (untied means one parameter set per step)":
+        lambda D, H, K, T: _per_step(D, H, K),
+    "the biases b and c were not counted":
+        lambda D, H, K, T: T * (H * D + H * H + K * H),
+    "there are T + 1 parameter sets instead of T (one per step t = 1..T; h⁽⁰⁾ has none)":
+        lambda D, H, K, T: (T + 1) * _per_step(D, H, K),
+}
+
+register("rnn_step", reference=reference_rnn_step, cases=_step_cases, mistakes=STEP_MISTAKES)
+register("n_parameters_untied", reference=reference_n_parameters_untied, cases=_count_cases, rtol=0, atol=0,
+         integer_result=True, mistakes=COUNT_MISTAKES)

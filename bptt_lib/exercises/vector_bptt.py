@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import rnn
-from . import register
+from . import TimeAxis, register
 
 __all__ = ["reference_grad_h", "reference_output_grads"]
 
@@ -57,5 +57,66 @@ def _traces(rng, with_weights: bool):
     return cases
 
 
-register("vector_bptt_grad_h", reference=reference_grad_h, cases=lambda rng: _traces(rng, True))
-register("vector_bptt_output_grads", reference=reference_output_grads, cases=lambda rng: _traces(rng, False))
+def _grad_o(yhat, y, *, mean=True, onehot=True):
+    T, B, K = yhat.shape
+    G_o = yhat - (np.eye(K)[y] if onehot else 0.0)
+    return G_o / B if mean else G_o
+
+
+def _grad_h_variant(yhat, y, h, W, V, *, mean=True, order="diag_first", W_T=True, h_shift=0, output_term=True):
+    """The recursion for grad_h (rows hold the batch) with one ingredient changed (for the mistakes).
+
+    Correct, for columns: grad_h(t) = V^T grad_o(t) + W^T diag(1 - h(t+1)^2) grad_h(t+1);
+    for rows that is ``grad_o[t] @ V + (grad_h[t + 1] * (1 - h[t + 2]**2)) @ W``.
+    """
+    T = yhat.shape[0]
+    A = W if W_T else W.T
+    from_o = _grad_o(yhat, y, mean=mean) @ V
+    grad_h = np.empty((T, yhat.shape[1], W.shape[0]))
+    grad_h[T - 1] = from_o[T - 1]
+    for t in reversed(range(T - 1)):
+        factor = 1 - h[t + 2 - h_shift] ** 2
+        if order == "diag_first":
+            back = (grad_h[t + 1] * factor) @ A
+        else:
+            back = (grad_h[t + 1] @ A) * factor
+        grad_h[t] = back + (from_o[t] if output_term else 0.0)
+    return grad_h
+
+
+GRAD_H_MISTAKES = {
+    "the 1/B of the batch mean was forgotten: ∇o L = (ŷ − onehot(y))/B":
+        lambda **kw: _grad_h_variant(**kw, mean=False),
+    "diag(1 − h²) was applied after Wᵀ (Wᵀ g, then the diagonal); the order is Wᵀ diag(1 − (h⁽ᵗ⁺¹⁾)²) ∇h⁽ᵗ⁺¹⁾ L":
+        lambda **kw: _grad_h_variant(**kw, order="W_first"),
+    "W was used where Wᵀ belongs (for rows, Wᵀ g is g @ W)":
+        lambda **kw: _grad_h_variant(**kw, W_T=False),
+    "h is off by one step: the factor for ∇h⁽ᵗ⁾ L is 1 − (h⁽ᵗ⁺¹⁾)², i.e. h[t + 1] for grad_h[t - 1], not h⁽ᵗ⁾":
+        lambda **kw: _grad_h_variant(**kw, h_shift=1),
+    "the output term Vᵀ ∇o⁽ᵗ⁾ L was dropped before the last step: every h⁽ᵗ⁾ feeds its own output too":
+        lambda **kw: _grad_h_variant(**kw, output_term=False),
+}
+
+
+def _output_grads_variant(yhat, y, h, *, mean=True, onehot=True, h_shift=0, transpose=False):
+    G_o = _grad_o(yhat, y, mean=mean, onehot=onehot)
+    states = h[1:] if h_shift == 0 else h[:-1]
+    dV = np.einsum("tbk,tbh->kh", G_o, states)
+    return {"V": dV.T if transpose else dV, "c": G_o.sum(axis=(0, 1))}
+
+
+OUTPUT_MISTAKES = {
+    "the 1/B of the batch mean was forgotten: ∇o L = (ŷ − onehot(y))/B":
+        lambda **kw: _output_grads_variant(**kw, mean=False),
+    "the one-hot target was not subtracted: ∇o L is (ŷ − onehot(y))/B, not ŷ/B":
+        lambda **kw: _output_grads_variant(**kw, onehot=False),
+    "h is off by one step: o⁽ᵗ⁾ = c + V h⁽ᵗ⁾ uses h[t], so the states are h[1:], not h[:-1]":
+        lambda **kw: _output_grads_variant(**kw, h_shift=1),
+    "∇V L is transposed: it has the shape of V, (K, H)":
+        lambda **kw: _output_grads_variant(**kw, transpose=True),
+}
+
+register("vector_bptt_grad_h", reference=reference_grad_h, cases=lambda rng: _traces(rng, True),
+         mistakes=GRAD_H_MISTAKES, time=TimeAxis("t", offset=1, backward=True))
+register("vector_bptt_output_grads", reference=reference_output_grads, cases=lambda rng: _traces(rng, False),
+         mistakes=OUTPUT_MISTAKES)
