@@ -35,7 +35,7 @@ from .validation import (
 
 __all__ = [
     "PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward",
-    "loss_and_grads", "predict", "train", "spirals",
+    "loss_and_grads", "predict", "train", "spirals", "plot_loss_curves", "plot_regions",
 ]
 
 PARAM_SHAPES = {"U": ("H", "D"), "b": ("H",), "V": ("K", "H"), "c": ("K",)}
@@ -344,3 +344,66 @@ def spirals(n_per_class: int, n_classes: int = 3, *, rng: np.random.Generator, n
     y = np.repeat(np.arange(n_classes), n_per_class)
     t = 2 * np.pi * y / n_classes + 4 * r + noise * rng.standard_normal(r.shape)
     return np.column_stack([r * np.cos(t), r * np.sin(t)]), y
+
+
+# --- figures ------------------------------------------------------------------------
+
+
+def plot_loss_curves(curves: dict, *, title: str | None = None):
+    """Loss against gradient-descent step on a log axis, one colour per key of ``curves``.
+
+    ``curves`` maps a label (shown in the legend) to one loss history or to a
+    list of histories (e.g. one per seed, drawn as thin lines of one colour).
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plotting import COLORS
+
+    if not isinstance(curves, dict) or not curves:
+        raise TypeError("curves must be a non-empty dict mapping a label to a loss history or a list of them")
+    fig, ax = plt.subplots()
+    for (label, value), color in zip(curves.items(), COLORS):
+        runs = [np.asarray(value, dtype=float)] if np.ndim(value[0]) == 0 else [np.asarray(v, float) for v in value]
+        for i, run in enumerate(runs):
+            ax.semilogy(run, color=color, lw=1.4 if len(runs) == 1 else 0.9, alpha=1 if len(runs) == 1 else 0.75,
+                        label=label if i == 0 else None)
+    ax.set_xlabel("gradient-descent step")
+    ax.set_ylabel(r"training loss $L$ (mean NLL, nats)")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_regions(params: dict, x, y, *, extent: float = 1.2, n_grid: int = 241):
+    """Predicted class regions of the network on a grid, with the points ``x`` coloured by ``y``.
+
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plotting import COLORS
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y)
+    grid = np.linspace(-extent, extent, n_grid)
+    gx, gy = np.meshgrid(grid, grid)
+    regions = predict(params, np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+    n_classes = params["V"].shape[0]
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.contourf(gx, gy, regions, levels=np.arange(n_classes + 1) - 0.5, colors=COLORS[:n_classes], alpha=0.25)
+    ax.contour(gx, gy, regions, levels=np.arange(n_classes - 1) + 0.5, colors="0.3", linewidths=0.8)
+    for cls in range(n_classes):
+        pts = x[y == cls]
+        ax.scatter(pts[:, 0], pts[:, 1], s=12, color=COLORS[cls], edgecolor="white", linewidth=0.4,
+                   label=f"class {cls}")
+    ax.set_xlabel(r"$x_1$")
+    ax.set_ylabel(r"$x_2$")
+    ax.set_aspect("equal")
+    ax.grid(False)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Predicted class regions after training")
+    fig.tight_layout()
+    return fig

@@ -26,7 +26,7 @@ from .validation import as_array, positive_int, require_finite, require_keys
 
 __all__ = [
     "count_parameters", "rnn_step", "closed_form_kernel", "unrolled_hidden_state",
-    "saturated_fraction", "draw_folded_graph", "draw_unrolled_graph", "GRAPH_COLORS",
+    "saturated_fraction", "draw_folded_graph", "draw_unrolled_graph", "plot_hidden_trajectories", "GRAPH_COLORS",
 ]
 
 GRAPH_COLORS = {"U": "#0b5394", "W": "#cc4125", "V": "#6aa84f", "other": "#444444"}
@@ -303,3 +303,42 @@ def draw_unrolled_graph(ax, T: int = 3, *, title: str | None = None) -> None:
         _arrow(ax, s, e, color=GRAPH_COLORS["W"], label="W", label_offset=(0, 0.18))
         prev = h
     _finish(ax, -0.5, T * step + 1.2, title if title is not None else f"unrolled over T = {T} steps")
+
+
+def plot_hidden_trajectories(h_runs: dict, *, n_lines: int = 4):
+    """Hidden states after an input pulse, one column per gain.
+
+    ``h_runs`` maps a gain ``g`` to hidden states of shape ``(T + 1, H)``
+    (``h[0]`` the initial state). Top row: the first ``n_lines`` units over
+    time, with the pulse ``t = 1, 2, 3`` shaded; bottom row: every unit,
+    colour coded from -1 to 1. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(h_runs, dict) or not h_runs:
+        raise TypeError("h_runs must be a non-empty dict mapping a gain to hidden states (T + 1, H)")
+    runs = {g: np.asarray(h, dtype=float) for g, h in h_runs.items()}
+    for g, h in runs.items():
+        if h.ndim != 2:
+            raise ValueError(f"h_runs[{g!r}] must have shape (T + 1, H); got {h.shape}")
+    fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 5.4), sharex=True, layout="constrained",
+                             height_ratios=[1.2, 1], squeeze=False)
+    for col, (g, h_g) in enumerate(runs.items()):
+        n_steps, n_hidden = h_g.shape[0] - 1, h_g.shape[1]
+        steps = np.arange(n_steps + 1)
+        ax = axes[0, col]
+        ax.axvspan(0.5, 3.5, color="0.9", lw=0, label="input pulse")
+        for i in range(min(n_lines, n_hidden)):
+            ax.plot(steps, h_g[:, i], marker="o", ms=3, lw=1.2, label=f"unit {i + 1}")
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_title(f"gain $g = {g}$")
+        if col == 0:
+            ax.legend(loc="lower right", fontsize=7, ncol=5)
+            ax.set_ylabel(f"$h^{{(t)}}_i$, units $i = 1, \\dots, {min(n_lines, n_hidden)}$")
+            axes[1, 0].set_ylabel("unit $i$")
+        image = axes[1, col].imshow(h_g.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest",
+                                    extent=(-0.5, n_steps + 0.5, n_hidden + 0.5, 0.5))
+        axes[1, col].grid(False)
+        axes[1, col].set_xlabel("time step $t$")
+    fig.colorbar(image, ax=axes[1, :], label="$h^{(t)}_i$", shrink=0.9)
+    return fig

@@ -256,3 +256,23 @@ def test_not_implemented_is_reported(capsys):
     assert not verdict("sigmoid_vjp", stub)
     check("sigmoid_vjp", stub)
     assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_preface_checker_example_runs_and_passes(monkeypatch):
+    """The preface's example call uses a registered exercise, its argument names, and passes."""
+    import re
+    from pathlib import Path
+
+    import bptt_lib.exercises as exercises
+
+    preface = (Path(__file__).resolve().parents[1] / "book" / "preface.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", preface, flags=re.S) if "check(" in b]
+    assert len(blocks) == 1, "the preface should hold exactly one example checker call"
+    calls = []
+    monkeypatch.setattr(exercises, "check", lambda name, fn: calls.append((name, fn)))
+    exec(compile(blocks[0], "preface.md", "exec"), {})
+    assert len(calls) == 1
+    name, fn = calls[0]
+    reference = get(name).reference  # raises if the name is not registered
+    assert list(inspect.signature(fn).parameters) == list(inspect.signature(reference).parameters)
+    assert verdict(name, fn)

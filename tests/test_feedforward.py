@@ -282,3 +282,26 @@ def test_checker_reports_not_implemented():
         raise NotImplementedError
     result = verdict("tiny_backward", stub)
     assert not result and "not implemented" in result.message
+
+
+def test_plots_draw_one_line_per_run_and_the_regions():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = ff.plot_loss_curves({"single": np.linspace(1.0, 0.1, 20), "five seeds": [np.ones(20) * s for s in (1, 2, 3, 4, 5)]})
+    (ax,) = fig.axes
+    assert len(ax.lines) == 6 and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["single", "five seeds"]
+    plt.close(fig)
+    with pytest.raises(TypeError):
+        ff.plot_loss_curves({})
+
+    x, y = ff.spirals(10, 3, rng=np.random.default_rng(0))
+    params = ff.init_params(2, 4, 3, rng=np.random.default_rng(1))
+    fig = ff.plot_regions(params, x, y, n_grid=21)
+    (ax,) = fig.axes
+    assert len(ax.collections) >= 3  # filled regions, boundaries and one scatter per class
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class 0", "class 1", "class 2"]
+    plt.close(fig)

@@ -176,3 +176,19 @@ def test_checker_reports_not_implemented():
         raise NotImplementedError
     result = verdict("rnn_step", stub)
     assert not result and "not implemented" in result.message
+
+
+def test_plot_hidden_trajectories_draws_every_unit_and_validates():
+    rng = np.random.default_rng(0)
+    h_runs = {0.5: np.tanh(rng.standard_normal((11, 6))), 2.0: np.tanh(rng.standard_normal((11, 6)))}
+    fig = unrolling.plot_hidden_trajectories(h_runs, n_lines=3)
+    line_axes = [ax for ax in fig.axes if ax.get_title().startswith("gain")]
+    assert [ax.get_title() for ax in line_axes] == ["gain $g = 0.5$", "gain $g = 2.0$"]
+    assert all(len(ax.lines) == 3 for ax in line_axes)
+    images = [im for ax in fig.axes for im in ax.images]
+    assert len(images) == 2 and images[0].get_array().shape == (6, 11)  # units x steps
+    plt.close(fig)
+    with pytest.raises(TypeError):
+        unrolling.plot_hidden_trajectories({})
+    with pytest.raises(ValueError):
+        unrolling.plot_hidden_trajectories({1.0: np.zeros(5)})

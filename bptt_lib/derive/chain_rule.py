@@ -21,10 +21,14 @@ follows every path. They are related by the sum over paths
 .. math::
 
     \frac{d h_t}{d w} = \sum_{k=1}^{t}
-        \Big(\prod_{j=k+1}^{t} \frac{\partial h_j}{\partial h_{j-1}}\Big)
+        \Big(\prod_{j=t}^{k+1} \frac{\partial h_j}{\partial h_{j-1}}\Big)
         \frac{\partial^+ h_k}{\partial w},
 
-which :func:`prove_sum_over_paths` proves for explicit small ``t``.
+with the book's product convention, latest step on the left:
+:math:`\prod_{j=t}^{k+1} A_j = A_t A_{t-1} \cdots A_{k+1}` (empty, so 1, for ``k = t``).
+It holds for every ``t`` by induction on the one-step recursion
+:math:`d h_t / dw = \partial^+ h_t / \partial w + (\partial h_t / \partial h_{t-1})\, d h_{t-1} / dw`;
+:func:`prove_sum_over_paths` checks it for explicit small ``t``.
 """
 
 from __future__ import annotations
@@ -270,7 +274,8 @@ def sum_over_paths(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = w, *, in_state
     r"""The terms of the sum over paths, one per step where ``wrt`` enters.
 
     Term ``j`` (``j = 1 .. k``) is
-    :math:`\big(\prod_{i=j+1}^{k} \partial h_i / \partial h_{i-1}\big)\, \partial^+ h_j / \partial w`,
+    :math:`\big(\prod_{i=k}^{j+1} \partial h_i / \partial h_{i-1}\big)\, \partial^+ h_j / \partial w`
+    (latest step on the left),
     written in the leaves (or with the state symbols if ``in_states``). Their
     sum is the total derivative (:func:`prove_sum_over_paths`).
     """
@@ -278,7 +283,7 @@ def sum_over_paths(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = w, *, in_state
     _check_wrt(rnn, wrt)
     terms = []
     for j in range(1, k + 1):
-        factor = sp.Mul(*[step_jacobian(rnn, i) for i in range(j + 1, k + 1)])
+        factor = sp.Mul(*[step_jacobian(rnn, i) for i in range(k, j, -1)])  # latest step first
         terms.append(factor * immediate_partial(rnn, j, wrt))
     return tuple(to_states(rnn, term) for term in terms) if in_states else tuple(terms)
 
