@@ -12,7 +12,13 @@ of the RNN's own kernels (:func:`bptt_lib.kernels.rnn_kernels`).
   implicit recursion run forward in time (forward mode), and the loss gradient it gives.
 - :func:`linear_states`, :func:`linear_closed_form`, :func:`power_norms`,
   :func:`plot_power_norms`: the linear RNN, its closed form in powers of :math:`W`,
-  and how :math:`\lVert W^n \rVert` grows or decays.
+  and how :math:`\lVert W^n \rVert` grows or decays; :func:`power_norm_summary`: the gap :math:`\lVert W^n\rVert_2 / \rho^n` and the
+  departure from normality.
+- :func:`identity_bptt_grads`, :func:`identity_closed_form_grads`: the identity-activation
+  RNN's gradients by BPTT (the activation hooks of :func:`bptt_lib.rnn.loss_and_grads`)
+  and from their closed form in powers of :math:`W^\top`.
+- :func:`lag_gradients`, :func:`fit_multiplicities`: the gradient split by the lag of
+  its paths, and how often a quantity counts each part.
 
 Arrays follow :mod:`bptt_lib.rnn`: ``x`` (T, B, D), hidden states ``h`` (T + 1, B, H)
 with ``h[0] = h0``.
@@ -30,6 +36,7 @@ from . import rnn
 from .codegen import generate
 from .derive import implicit_recursion as dimr
 from .jacobian_products import recurrent_weight
+from .path_sum import path_term
 from .kernels import rnn_kernels
 from .softmax import onehot
 from .validation import as_array, check_finite_result, require_finite, require_keys
@@ -38,7 +45,9 @@ __all__ = [
     "recursion_kernels", "per_step_losses", "output_weight_terms", "direct_grad_h",
     "jvp", "sensitivities", "forward_mode_grads",
     "linear_states", "linear_closed_form", "power_norms",
-    "plot_power_norms",
+    "plot_power_norms", "power_norm_summary",
+    "identity_bptt_grads", "identity_closed_form_grads",
+    "lag_gradients", "fit_multiplicities",
 ]
 
 _HIDDEN_PARAMS = ("W", "U", "b")
@@ -53,6 +62,9 @@ def recursion_kernels() -> SimpleNamespace:
     - ``implicit_tangent(H_dot_prev, W)``: :math:`\dot H_{\text{prev}} W^\top`, (B, H);
     - ``linear_start(H0, W, n)``: :math:`H^{(0)} (W^\top)^n`, the initial state carried ``n`` steps;
     - ``linear_input(X, U, W, n)``: :math:`X U^\top (W^\top)^n`, an input carried ``n`` steps;
+    - ``identity_grad_W(G, V, W, n, H_prev)``, ``identity_grad_U(G, V, W, n, X)``,
+      ``identity_grad_V(G, H_t)``: the terms of the identity RNN's closed-form gradients
+      (examples as columns; see :func:`identity_closed_form_grads`);
     - ``matrix_power(W, n)``: :math:`W^n`, the linear RNN's Jacobian :math:`\partial h^{(t)}/\partial h^{(t-n)}`.
     """
     s = dimr.tangent_symbols()
@@ -72,6 +84,17 @@ def recursion_kernels() -> SimpleNamespace:
     k.linear_input = generate(
         "linear_input", [lin.X[0], lin.U, lin.W, lin.n], carried,
         "An input carried n steps by the linear RNN: X U^T (W^T)^n, (B, H).")
+    g = dimr.identity_gradient_terms()
+    carried_args = [g.G, g.sym.V, g.sym.W, g.sym.n]
+    k.identity_grad_W = generate(
+        "identity_grad_W", [*carried_args, g.H_prev], g.W,
+        "A term of dL/dW of the identity RNN: (W^T)^n V^T G H_prev^T, examples as columns.")
+    k.identity_grad_U = generate(
+        "identity_grad_U", [*carried_args, g.X], g.U,
+        "A term of dL/dU of the identity RNN: (W^T)^n V^T G X^T, examples as columns.")
+    k.identity_grad_V = generate(
+        "identity_grad_V", [g.G, g.Ht], g.V,
+        "A term of dL/dV of the identity RNN: G H_t^T, examples as columns.")
     k.matrix_power = generate(
         "matrix_power", [lin.W, lin.n], dimr.linear_power(lin),
         "W^n, the Jacobian of h^(t) with respect to h^(t-n) in the linear RNN.")
@@ -409,3 +432,144 @@ def plot_power_norms(radii=(0.8, 1.0, 1.2), n_hidden: int = 16, n_max: int = 50,
     ax.legend(title=rf"$H = {n_hidden}$; dashed: $\rho^n$")
     fig.tight_layout()
     return fig
+
+
+def power_norm_summary(radii=(0.8, 1.0, 1.2), n_hidden: int = 16, n_max: int = 60, *, kind: str = "gaussian",
+                       seed: int = 0) -> list[dict]:
+    r"""For each spectral radius: how far :math:`\lVert W^n\rVert_2` sits above :math:`\rho^n`, and how non-normal :math:`W` is.
+
+    ``W`` is :func:`bptt_lib.jacobian_products.recurrent_weight` (``kind`` "gaussian",
+    the draws of :func:`plot_power_norms`, or "orthogonal", a normal matrix).
+    Each row has ``rho``, ``norm`` (:math:`\lVert W\rVert_2`), ``min_ratio`` and
+    ``max_ratio`` (of :math:`\lVert W^n\rVert_2 / \rho^n` over :math:`1 \le n \le n_{max}`),
+    ``root`` (:math:`\lVert W^{n_{max}}\rVert_2^{1/n_{max}}`) and ``non_normality``,
+    :math:`\lVert W W^\top - W^\top W\rVert_F / \lVert W\rVert_F^2` (zero exactly for a normal matrix).
+    """
+    rows = []
+    for rho in np.atleast_1d(np.asarray(radii, dtype=float)):
+        W = recurrent_weight(n_hidden, rho, kind=kind, rng=np.random.default_rng(seed))
+        n = np.arange(1, n_max + 1)
+        ratios = power_norms(W, n_max)[1:] / rho**n
+        rows.append({
+            "rho": float(rho), "norm": float(np.linalg.norm(W, 2)),
+            "min_ratio": float(ratios.min()), "max_ratio": float(ratios.max()),
+            "root": float((ratios[-1] * rho**n_max) ** (1 / n_max)),
+            "non_normality": float(np.linalg.norm(W @ W.T - W.T @ W) / np.linalg.norm(W) ** 2),
+        })
+    return rows
+
+
+# --- the identity-activation RNN of the OpenGenus article -----------------------------------------
+
+
+def _identity(a):
+    return a
+
+
+def _identity_vjp(g, h):
+    return g
+
+
+def _check_identity_params(params):
+    p = rnn.check_params(params, {}, kind="float")
+    if np.any(p["b"] != 0) or np.any(p["c"] != 0):
+        raise ValueError("the identity RNN of the closed form has no biases: params['b'] and params['c'] must be zero")
+    return p
+
+
+def identity_bptt_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
+    r"""Loss and gradients of the RNN with the identity as activation, by the library's BPTT.
+
+    :func:`bptt_lib.rnn.loss_and_grads` with its activation hooks: the forward
+    pass applies the identity, and the backward pass's diagonal factor is the
+    identity (``activation_vjp`` passes the gradient through). ``b`` and ``c``
+    must be zero (the setting of the closed form).
+    """
+    _check_identity_params(params)
+    return rnn.loss_and_grads(
+        params, x, y, h0, activation=_identity,
+        backward_rule=lambda p, trace, y_: rnn.backward(p, trace, y_, activation_vjp=_identity_vjp)[0])
+
+
+def identity_closed_form_grads(params: dict, x, y, h0=None) -> dict:
+    r"""The identity RNN's gradients from their closed form in powers of :math:`W^\top`.
+
+    .. math::
+
+        \nabla_W L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top g^{(t)} h^{(k-1)\top}, \quad
+        \nabla_U L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top g^{(t)} x^{(k)\top}, \quad
+        \nabla_V L = \sum_{t=1}^{T} g^{(t)} h^{(t)\top},
+
+    with :math:`g^{(t)} = \partial L/\partial o^{(t)} = (\hat y^{(t)} - e_{y^{(t)}})/B` (generated
+    ``softmax_nll_grad``), the states from the closed form :func:`linear_closed_form`,
+    and every term from a generated kernel (``identity_grad_W``, ``identity_grad_U``,
+    ``identity_grad_V``). No recursion backwards in time is run.
+
+    Returns
+    -------
+    dict
+        ``"W"`` (H, H), ``"U"`` (H, D), ``"V"`` (K, H).
+    """
+    p = _check_identity_params(params)
+    p, x, h0, sizes = rnn.check_inputs(p, x, h0, kind="float")
+    y = rnn.check_targets(y, sizes)
+    h = linear_closed_form(p["W"], p["U"], x, h0)                       # (T + 1, B, H)
+    T, B, _ = x.shape
+    K = p["V"].shape[0]
+    kr, k = rnn_kernels(), recursion_kernels()
+    o = h[1:] @ p["V"].T                                                   # c = 0
+    yhat = np.exp(o - o.max(axis=-1, keepdims=True))
+    yhat /= yhat.sum(axis=-1, keepdims=True)
+    grads = {"W": np.zeros_like(p["W"]), "U": np.zeros_like(p["U"]), "V": np.zeros_like(p["V"])}
+    for t in range(1, T + 1):
+        G = kr.softmax_nll_grad(yhat[t - 1], onehot(y[t - 1], K), B).T     # (K, B): columns are examples
+        grads["V"] += k.identity_grad_V(G, h[t].T)
+        for j in range(1, t + 1):
+            grads["W"] += k.identity_grad_W(G, p["V"], p["W"], t - j, h[j - 1].T)
+            grads["U"] += k.identity_grad_U(G, p["V"], p["W"], t - j, x[j - 1].T)
+    check_finite_result("identity_closed_form_grads", grads)
+    return grads
+
+
+# --- counting paths: the gradient split by lag ---------------------------------------------------
+
+
+def lag_gradients(params: dict, x, y, h0=None, wrt: str = "W") -> np.ndarray:
+    r"""The part of :math:`\nabla_{\theta} L` carried by paths of each lag :math:`\ell = t - k`.
+
+    ``out[l]`` is :math:`\sum_{t - k = \ell}` of the path contributions of
+    :func:`bptt_lib.path_sum.path_term` (the weights act at step :math:`k`, the loss
+    is read at step :math:`t`). Their sum over ``l`` is the BPTT gradient.
+
+    Returns
+    -------
+    ndarray, (T,) + shape of ``params[wrt]``
+    """
+    if wrt not in _HIDDEN_PARAMS:
+        raise ValueError(f"wrt must be one of {list(_HIDDEN_PARAMS)}; got {wrt!r}")
+    p, x, h0, sizes = rnn.check_inputs(params, x, h0, kind="float")
+    y = rnn.check_targets(y, sizes)
+    trace = rnn.forward_unchecked(p, x, h0)
+    _, _, g = rnn.output_grads(p, trace, y)
+    T = x.shape[0]
+    out = np.zeros((T,) + p[wrt].shape)
+    for t in range(1, T + 1):
+        for k in range(1, t + 1):
+            out[t - k] += path_term(g[t - 1], trace.h, trace.x, p["W"], t, k)[wrt]
+    return out
+
+
+def fit_multiplicities(target, parts) -> tuple[np.ndarray, float]:
+    r"""Least-squares multiplicities :math:`m` with ``target`` :math:`\approx \sum_\ell m_\ell` ``parts[l]``.
+
+    Returns ``(m, residual)``, the residual relative to the size of ``target``
+    (round-off level when ``target`` is exactly such a combination).
+    """
+    target = np.asarray(target, dtype=float).reshape(-1)
+    parts = np.asarray(parts, dtype=float)
+    A = parts.reshape(parts.shape[0], -1).T
+    if A.shape[0] < A.shape[1]:
+        raise ValueError(f"need at least as many entries ({A.shape[0]}) as parts ({A.shape[1]})")
+    m, *_ = np.linalg.lstsq(A, target, rcond=None)
+    residual = float(np.linalg.norm(A @ m - target) / np.linalg.norm(target))
+    return m, residual

@@ -216,7 +216,7 @@ def path_contributions(params, h0, x, d, wrt: str = "w", activation: str = "tanh
     .. math::
 
         c_k = \frac{\partial E_N}{\partial \hat y_N} \frac{\partial \hat y_N}{\partial h_N}
-              \Bigg(\prod_{j=k+1}^{N} \frac{\partial h_j}{\partial h_{j-1}}\Bigg)
+              \Bigg(\prod_{j=N}^{k+1} \frac{\partial h_j}{\partial h_{j-1}}\Bigg)
               \frac{\partial^+ h_k}{\partial w}, \qquad k = 1, \dots, N .
 
     Parameters
@@ -248,7 +248,7 @@ def path_contributions(params, h0, x, d, wrt: str = "w", activation: str = "tanh
 
 
 def path_gains(params, h0, x, activation: str = "tanh") -> np.ndarray:
-    r"""The product of one-step derivatives along each path, :math:`\prod_{j=k+1}^{N} \partial h_j/\partial h_{j-1}`.
+    r"""The product of one-step derivatives along each path, :math:`\prod_{j=N}^{k+1} \partial h_j/\partial h_{j-1}`.
 
     Returns
     -------

@@ -382,3 +382,119 @@ def test_jvp_states_come_from_the_rnn_forward_pass(monkeypatch):
     h, _ = tir.jvp(params, x, {"W": np.ones((3, 3))}, h0)
     assert calls == [1]
     assert np.array_equal(h, rnn.forward(params, x, h0).h)
+
+
+# --- the identity-activation RNN: closed-form gradients ---------------------------------------
+
+
+@pytest.mark.parametrize("n_steps", [1, 2, 3, 4])
+def test_identity_gradients_proven_for_symbolic_sizes(n_steps):
+    assert dimr.prove_identity_rnn_gradients(n_steps)
+
+
+def test_identity_gradients_proof_rejects_wrong_formulas():
+    """W where W^T belongs, or the power off by one, must not pass the proof."""
+    sym = dimr.identity_rnn_symbols(3)
+    unrolled = dimr.identity_unrolled_gradients(sym)
+    h = dimr.identity_rnn_states(sym)
+    wrong_W = sp.MatAdd(*[sp.MatPow(sym.W, t - k) * sym.V.T * sym.G[t - 1] * h[k - 1].T
+                          for t in range(1, 4) for k in range(1, t + 1)]).doit()
+    off_by_one = sp.MatAdd(*[sp.MatPow(sym.W.T, t - k + 1) * sym.V.T * sym.G[t - 1] * h[k - 1].T
+                             for t in range(1, 4) for k in range(1, t + 1)]).doit()
+    for wrong in (wrong_W, off_by_one):
+        difference = sp.expand((unrolled["W"] - wrong).doit())
+        assert not (difference == 0 or difference.is_ZeroMatrix)
+
+
+def _identity_problem(seed, **shape):
+    params, x, y, h0 = _problem(seed, **shape)
+    H, K = params["W"].shape[0], params["V"].shape[0]
+    return {**params, "b": np.zeros(H), "c": np.zeros(K)}, x, y, h0
+
+
+@pytest.mark.parametrize("shape", SHAPES + [dict(T=30, B=2, D=2, H=4, K=3)])
+def test_identity_closed_form_equals_bptt(shape):
+    params, x, y, h0 = _identity_problem(21, **shape)
+    _, by_bptt = tir.identity_bptt_grads(params, x, y, h0)
+    closed = tir.identity_closed_form_grads(params, x, y, h0)
+    for key in ("W", "U", "V"):
+        assert gradcheck.relative_error(closed[key], by_bptt[key]) < 1e-9
+
+
+def test_identity_bptt_equals_complex_step():
+    """The hooks really give the identity network's gradient (independent check)."""
+    params, x, y, h0 = _identity_problem(22)
+    _, by_bptt = tir.identity_bptt_grads(params, x, y, h0)
+
+    def loss(p):
+        return rnn.loss(p, x, y, h0, activation=lambda a: a)
+
+    by_cs = gradcheck.complex_step(loss, {k: params[k] for k in params})
+    for key in ("W", "U", "V"):
+        assert gradcheck.relative_error(by_bptt[key], by_cs[key]) < 1e-9
+
+
+def test_identity_closed_form_uses_generated_kernels():
+    k = tir.recursion_kernels()
+    for name in ("identity_grad_W", "identity_grad_U", "identity_grad_V"):
+        assert hasattr(getattr(k, name), "expr")
+    assert "matrix_power" in source_of(k.identity_grad_W)
+
+
+def test_identity_closed_form_rejects_biases():
+    params, x, y, h0 = _problem(23)
+    with pytest.raises(ValueError, match="no biases"):
+        tir.identity_closed_form_grads(params, x, y, h0)
+    with pytest.raises(ValueError, match="no biases"):
+        tir.identity_bptt_grads(params, x, y, h0)
+
+
+# --- how often the total-with-total contraction counts a path -----------------------------------
+
+
+@pytest.mark.parametrize("n_steps", [1, 3, 5])
+def test_contraction_multiplicities_symbolic(n_steps):
+    total = dimr.contraction_multiplicities(n_steps, "total")
+    direct = dimr.contraction_multiplicities(n_steps, "direct")
+    paths = {(k, t) for t in range(1, n_steps + 1) for k in range(1, t + 1)}
+    assert set(total) == paths and set(direct) == paths
+    assert all(count == t - k + 1 for (k, t), count in total.items())
+    assert all(count == 1 for count in direct.values())
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_contraction_multiplicities_numeric(seed):
+    params, x, y, h0 = _problem(seed, T=5, B=3, D=2, H=4, K=3)
+    _, grads = rnn.loss_and_grads(params, x, y, h0)
+    by_lag = tir.lag_gradients(params, x, y, h0, "W")
+    assert gradcheck.relative_error(by_lag.sum(axis=0), grads["W"]) < 1e-9
+    S_W = tir.sensitivities(params, x, "W", h0)[1:]
+    _, grad_h = rnn.backward(params, rnn.forward(params, x, h0), y)
+    contraction = np.tensordot(grad_h, S_W, axes=([0, 1, 2], [0, 1, 2]))
+    m, residual = tir.fit_multiplicities(contraction, by_lag)
+    assert residual < 1e-9
+    np.testing.assert_allclose(m, np.arange(1, 6), atol=1e-6)
+    m_direct, residual_direct = tir.fit_multiplicities(grads["W"], by_lag)
+    assert residual_direct < 1e-9
+    np.testing.assert_allclose(m_direct, np.ones(5), atol=1e-6)
+
+
+def test_fit_multiplicities_reports_a_large_residual():
+    rng = np.random.default_rng(0)
+    parts = rng.standard_normal((3, 4, 4))
+    m, residual = tir.fit_multiplicities(rng.standard_normal((4, 4)), parts)
+    assert residual > 1e-2
+    with pytest.raises(ValueError):
+        tir.fit_multiplicities(rng.standard_normal(2), rng.standard_normal((3, 2)))
+
+
+# --- power norms: the gap above rho^n ----------------------------------------------------------
+
+
+def test_power_norm_summary_normal_control():
+    for row in tir.power_norm_summary(kind="orthogonal", n_max=40):
+        assert abs(row["min_ratio"] - 1) < 1e-9 and abs(row["max_ratio"] - 1) < 1e-9
+        assert row["non_normality"] < 1e-12
+    for row in tir.power_norm_summary(kind="gaussian", n_max=40):
+        assert row["min_ratio"] >= 1 - 1e-12          # ||W^n|| >= rho^n for every matrix
+        assert row["max_ratio"] > 1.1 and row["non_normality"] > 0.1

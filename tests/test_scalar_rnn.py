@@ -87,7 +87,7 @@ def test_dropping_paths_is_wrong():
 def test_general_formula_indices():
     formula = dsr.general_formula(dsr.w)
     text = dsr.formula_latex(formula)
-    assert r"\prod_{j=k + 1}^{N}" in text and r"\partial h^{(j - 1)}" in text
+    assert r"\prod_{j=N}^{k + 1}" in text and r"\partial h^{(j - 1)}" in text   # latest step on the left
     assert r"\frac{\partial \hat{y}^{(N)}}{\partial h^{(N)}}" in text
     expanded = sp.expand(formula.subs(dsr.N, 3).doit())
     assert len(expanded.args) == 3
@@ -313,3 +313,28 @@ def test_forward_needs_only_the_weights_it_uses():
         sr.forward({"w": 0.7}, 0.1, [1.0])
     with pytest.raises(KeyError, match="v"):
         sr.loss({"w": 0.7, "u": 0.3}, 0.1, [1.0], 0.5)
+
+
+@pytest.mark.parametrize("n_steps", [3, 4])
+@pytest.mark.parametrize("wrt", [dsr.w, dsr.u])
+def test_reading_multiplicities(n_steps, wrt):
+    """partial keeps the last path, total counts the path entering at step k N - k + 1 times, mixed once."""
+    expected = {"partial": [0] * (n_steps - 1) + [1],
+                "total": list(range(n_steps, 0, -1)),
+                "mixed": [1] * n_steps}
+    for reading, counts in expected.items():
+        m, residual = dsr.reading_multiplicities(n_steps, reading, wrt)
+        assert residual < 1e-9
+        np.testing.assert_allclose(m, counts, atol=1e-9)
+
+
+def test_reading_multiplicities_detects_a_non_combination():
+    """A quantity that is not a combination of the paths leaves a large residual (the fit can fail)."""
+    net = dsr.scalar_rnn_loss(3)
+    paths = [term.doit() for term in dsr.path_terms(net, dsr.w)]
+    leaves = sorted(set().union(*(c.free_symbols for c in paths)), key=lambda s: s.name)
+    f = sp.lambdify(leaves, [paths[0] ** 2, *paths], modules="numpy")
+    rng = np.random.default_rng(0)
+    rows = np.array([f(*rng.uniform(-1, 1, len(leaves))) for _ in range(6)])
+    m, *_ = np.linalg.lstsq(rows[:, 1:], rows[:, 0], rcond=None)
+    assert np.linalg.norm(rows[:, 1:] @ m - rows[:, 0]) / np.linalg.norm(rows[:, 0]) > 1e-3

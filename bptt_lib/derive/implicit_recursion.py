@@ -1,6 +1,6 @@
 r"""The total loss, and the explicit and implicit parts of a derivative, derived with SymPy.
 
-Chapter 5 of the book. Four derivations live here.
+Chapter 5 of the book. Six derivations live here.
 
 *The output weights need no recursion* (:func:`output_weight_gradient`,
 :func:`prove_output_weight_gradient`). :math:`L = \sum_t L^{(t)}` and
@@ -51,6 +51,23 @@ identity activation and no bias, :math:`h^{(t)} = W h^{(t-1)} + U x^{(t)}` gives
 
     h^{(t)} = W^t h^{(0)} + \sum_{k=1}^{t} W^{t-k} U x^{(k)}, \qquad
     \frac{\partial h^{(t)}}{\partial h^{(k)}} = W^{t-k}.
+
+*The identity-activation RNN's gradients in closed form* (:func:`identity_rnn_symbols`,
+:func:`identity_closed_form_gradients`, :func:`identity_unrolled_gradients`,
+:func:`prove_identity_rnn_gradients`): with :math:`o^{(t)} = V h^{(t)}` and
+:math:`g^{(t)} = \partial L / \partial o^{(t)}`,
+
+.. math::
+
+    \nabla_W L = \sum_{t}\sum_{k \le t} (W^\top)^{t-k} V^\top g^{(t)} h^{(k-1)\top}, \quad
+    \nabla_U L = \sum_{t}\sum_{k \le t} (W^\top)^{t-k} V^\top g^{(t)} x^{(k)\top}, \quad
+    \nabla_V L = \sum_t g^{(t)} h^{(t)\top},
+
+proven by SymPy's matrix calculus for symbolic sizes at each explicit number of steps.
+
+*How often a contraction counts each path* (:func:`contraction_multiplicities`): the
+total gradient :math:`\nabla_{h^{(t)}} L` contracted with the total sensitivity counts
+the path of lag :math:`\ell` exactly :math:`\ell + 1` times; the direct gradient once.
 """
 
 from __future__ import annotations
@@ -62,7 +79,8 @@ import sympy as sp
 from . import chain_rule as dcr
 from . import softmax_nll
 from ..validation import positive_int
-from .rnn_step import B, D, H
+from .rnn_step import B, D, H, K
+
 
 __all__ = [
     "output_weight_gradient", "prove_output_weight_gradient",
@@ -72,6 +90,9 @@ __all__ = [
     "tangent_symbols", "tangent_preactivation", "prove_tangent_preactivation",
     "linear_symbols", "linear_terms", "linear_closed_form", "linear_power", "prove_linear_closed_form",
     "prove_linear_state_jacobian",
+    "identity_rnn_symbols", "identity_rnn_states", "identity_rnn_linearised_loss", "identity_gradient_terms",
+    "identity_closed_form_gradients", "identity_unrolled_gradients", "prove_identity_rnn_gradients",
+    "contraction_multiplicities",
 ]
 
 
@@ -463,3 +484,167 @@ def prove_linear_state_jacobian(n_steps: int = 3, n_hidden: int = 2, n_in: int =
             if sp.expand(h[t - k].jacobian(h_k) - W ** (t - k)) != sp.zeros(n_hidden, n_hidden):
                 return False
     return True
+
+
+# --- the identity-activation RNN: gradients in closed form ---------------------------------
+
+
+def identity_rnn_symbols(n_steps: int) -> SimpleNamespace:
+    r"""Matrix symbols of symbolic size for the identity-activation RNN without biases, examples as columns.
+
+    ``W`` (H, H), ``U`` (H, D), ``V`` (K, H); ``H0`` (H, B), the inputs ``X``
+    (tuple of T matrices (D, B)), and ``G`` (tuple of T matrices (K, B)): the
+    gradient :math:`\partial L / \partial o^{(t)}` of the loss with respect to the
+    outputs of step :math:`t`, one column per example. ``n`` is a non-negative
+    integer symbol (a power of :math:`W^\top`).
+    """
+    _check_steps(n_steps, high=6)
+    M = sp.MatrixSymbol
+    return SimpleNamespace(
+        W=M("W", H, H), U=M("U", H, D), V=M("V", K, H), H0=M("H0", H, B),
+        X=tuple(M(f"X{t}", D, B) for t in range(1, n_steps + 1)),
+        G=tuple(M(f"G{t}", K, B) for t in range(1, n_steps + 1)),
+        n=sp.Symbol("n", integer=True, nonnegative=True), T=n_steps,
+    )
+
+
+def identity_rnn_states(sym: SimpleNamespace) -> list:
+    r"""The states :math:`h^{(t)} = W h^{(t-1)} + U x^{(t)}`, ``t = 0 .. T``, by the recursion (columns)."""
+    h = [sym.H0]
+    for X_t in sym.X:
+        h.append(sym.W * h[-1] + sym.U * X_t)
+    return h
+
+
+def identity_rnn_linearised_loss(sym: SimpleNamespace) -> sp.Expr:
+    r""":math:`\sum_t \operatorname{tr}\big(G^{(t)\top} o^{(t)}\big)` with :math:`o^{(t)} = V h^{(t)}` and :math:`G^{(t)}` held fixed.
+
+    For any loss :math:`L(o^{(1)}, \dots, o^{(T)})` the chain rule gives
+    :math:`\partial L/\partial\theta = \sum_t \sum_{i,b} G^{(t)}_{ib}\, \partial o^{(t)}_{ib}/\partial\theta`
+    with :math:`G^{(t)} = \partial L/\partial o^{(t)}`: the gradient of this
+    expression with :math:`G^{(t)}` held fixed. So its gradient with respect to
+    :math:`W, U, V` *is* the loss gradient, whatever the loss of the outputs is.
+    """
+    h = identity_rnn_states(sym)
+    return sp.Trace(sp.MatAdd(*[G_t.T * sym.V * h[t] for t, G_t in enumerate(sym.G, start=1)]))
+
+
+def identity_gradient_terms(sym: SimpleNamespace | None = None) -> SimpleNamespace:
+    r"""The three kinds of term of the closed-form gradients, with a symbolic power ``n``.
+
+    ``W``: :math:`(W^\top)^n V^\top G\, H_{\text{prev}}^\top`, ``U``:
+    :math:`(W^\top)^n V^\top G\, X^\top`, ``V``: :math:`G\, H^\top`, with ``G`` (K, B)
+    the output gradient of step :math:`t`, ``H_prev`` (H, B) the state
+    :math:`h^{(k-1)}`, ``X`` (D, B) the input :math:`x^{(k)}` and :math:`n = t - k`.
+    Also returns the symbols used: ``G``, ``H_prev``, ``X``, ``Ht`` (the state of step t).
+    """
+    s = identity_rnn_symbols(1) if sym is None else sym
+    G, X = s.G[0], s.X[0]
+    H_prev, Ht = sp.MatrixSymbol("H_prev", H, B), sp.MatrixSymbol("H_t", H, B)
+    carried = sp.MatPow(s.W.T, s.n) * s.V.T * G
+    return SimpleNamespace(W=carried * H_prev.T, U=carried * X.T, V=G * Ht.T,
+                           G=G, X=X, H_prev=H_prev, Ht=Ht, sym=s)
+
+
+def identity_closed_form_gradients(sym: SimpleNamespace) -> dict:
+    r"""The closed-form gradients of the identity-activation RNN (columns), for ``sym.T`` steps.
+
+    .. math::
+
+        \nabla_W L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top G^{(t)} h^{(k-1)\top}, \quad
+        \nabla_U L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top G^{(t)} x^{(k)\top}, \quad
+        \nabla_V L = \sum_{t=1}^{T} G^{(t)} h^{(t)\top},
+
+    built from the terms of :func:`identity_gradient_terms` (the states written
+    out by :func:`identity_rnn_states`).
+    """
+    terms = identity_gradient_terms(sym)
+    h = identity_rnn_states(sym)
+    out = {"W": [], "U": [], "V": []}
+    for t in range(1, sym.T + 1):
+        G_t = sym.G[t - 1]
+        out["V"].append(terms.V.xreplace({terms.G: G_t, terms.Ht: h[t]}))
+        for k in range(1, t + 1):
+            power = {sym.n: sp.Integer(t - k), terms.G: G_t}
+            out["W"].append(terms.W.xreplace({**power, terms.H_prev: h[k - 1]}))
+            out["U"].append(terms.U.xreplace({**power, terms.X: sym.X[k - 1]}))
+    return {key: sp.MatAdd(*parts).doit() for key, parts in out.items()}
+
+
+def identity_unrolled_gradients(sym: SimpleNamespace) -> dict:
+    r"""SymPy's matrix derivative of :func:`identity_rnn_linearised_loss` with respect to ``W``, ``U``, ``V``."""
+    loss = identity_rnn_linearised_loss(sym)
+    return {key: sp.diff(loss, getattr(sym, key)) for key in ("W", "U", "V")}
+
+
+def prove_identity_rnn_gradients(n_steps: int = 3) -> bool:
+    r"""Prove the closed-form gradients for ``n_steps`` steps and **every** size :math:`H, D, K, B`.
+
+    The sizes stay symbolic (matrix symbols), so SymPy's matrix calculus proves
+    the identity for all sizes at once; the number of steps is explicit.
+    """
+    sym = identity_rnn_symbols(n_steps)
+    unrolled = identity_unrolled_gradients(sym)
+    closed = identity_closed_form_gradients(sym)
+    for key in ("W", "U", "V"):
+        difference = sp.expand((unrolled[key] - closed[key]).doit())
+        if not (difference == 0 or difference.is_ZeroMatrix):
+            return False
+    return True
+
+
+# --- how often a path is counted: total gradient against total sensitivity -----------------
+
+
+def contraction_multiplicities(n_steps: int = 4, gradient: str = "total") -> dict:
+    r"""How often :math:`\sum_t g^{(t)}\, s^{(t)}` counts each path, for a scalar RNN with distinguishable factors.
+
+    Every step gets its own symbols: :math:`J_j` for the one-step derivative
+    :math:`\partial h^{(j)}/\partial h^{(j-1)}`, :math:`p_k` for the immediate
+    partial :math:`\partial^+ h^{(k)}/\partial w`, :math:`e_t` for the direct
+    gradient :math:`\partial L^{(t)}/\partial h^{(t)}`. The total sensitivity
+    comes from the forward recursion :math:`s^{(t)} = p_t + J_t s^{(t-1)}`,
+    :math:`s^{(0)} = 0`; with ``gradient="total"`` the gradient is backprop's
+    :math:`\nabla_{h^{(t)}} L` from :math:`g^{(t)} = e_t + J_{t+1} g^{(t+1)}`, with
+    ``"direct"`` it is :math:`e_t`. The path from step :math:`k` to the loss at
+    step :math:`t` is the monomial :math:`e_t J_t \cdots J_{k+1} p_k`, so every
+    monomial of the expanded sum names one path.
+
+    Returns
+    -------
+    dict
+        ``{(k, t): coefficient}`` for every path :math:`1 \le k \le t \le T`.
+
+    Raises
+    ------
+    ValueError
+        If the expansion contains a monomial that is not a path.
+    """
+    _check_steps(n_steps, high=8)
+    if gradient not in ("total", "direct"):
+        raise ValueError(f"gradient must be 'total' or 'direct'; got {gradient!r}")
+    T = n_steps
+    J = {j: sp.Symbol(f"J_{j}") for j in range(1, T + 2)}
+    p = {k: sp.Symbol(f"p_{k}") for k in range(1, T + 1)}
+    e = {t: sp.Symbol(f"e_{t}") for t in range(1, T + 1)}
+    s, previous = {}, sp.Integer(0)
+    for t in range(1, T + 1):
+        s[t] = previous = p[t] + J[t] * previous
+    g, later = {}, sp.Integer(0)
+    for t in range(T, 0, -1):
+        g[t] = e[t] + (J[t + 1] * later if gradient == "total" else 0)
+        later = g[t]
+    contraction = sp.expand(sum(g[t] * s[t] for t in range(1, T + 1)))
+    counts = {}
+    for term in sp.Add.make_args(contraction):
+        coefficient, monomial = term.as_coeff_Mul()
+        ks = [k for k in p if monomial.has(p[k])]
+        ts = [t for t in e if monomial.has(e[t])]
+        if len(ks) != 1 or len(ts) != 1:
+            raise ValueError(f"{term} is not a path")
+        k, t = ks[0], ts[0]
+        path = e[t] * p[k] * sp.Mul(*[J[j] for j in range(k + 1, t + 1)])
+        if monomial != path:
+            raise ValueError(f"{term} is not a path")
+        counts[(k, t)] = int(coefficient)
+    return counts

@@ -24,7 +24,7 @@ the loss, and the gradient of the loss as a **sum over paths**
     \frac{d E_N}{d w} = \sum_{k=1}^{N}
         \frac{\partial E_N}{\partial \hat y_N}\,
         \frac{\partial \hat y_N}{\partial h_N}
-        \Bigg(\prod_{j=k+1}^{N} \frac{\partial h_j}{\partial h_{j-1}}\Bigg)
+        \Bigg(\prod_{j=N}^{k+1} \frac{\partial h_j}{\partial h_{j-1}}\Bigg)
         \frac{\partial^+ h_k}{\partial w},
 
 (the same with :math:`u` for :math:`w`), written once as a SymPy ``Sum`` of a
@@ -54,7 +54,7 @@ __all__ = [
     "prove_path_sum",
     "dE_dyhat", "dyhat_dh", "dh_dh", "dplus_h", "dyhat_dh_source", "dh_dw_source",
     "formula_latex", "general_formula", "evaluate_formula", "source_formula", "evaluate_source_formula",
-    "prove_general_formula", "value_at_random_point",
+    "prove_general_formula", "value_at_random_point", "reading_multiplicities",
     "one_step", "output_step",
 ]
 
@@ -340,6 +340,14 @@ class _ChainPrinter(LatexPrinter):
             sign, factors = "-", factors[1:]
         return sign + r" \, ".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in factors)
 
+    def _print_Product(self, expr):
+        """The book's convention: the latest step on the left, so the upper limit is written below."""
+        if len(expr.limits) != 1:
+            return super()._print_Product(expr)
+        index, low, high = expr.limits[0]
+        return (rf"\prod_{{{self._print(index)}={self._print(high)}}}^{{{self._print(low)}}} "
+                + self.parenthesize(expr.function, PRECEDENCE["Mul"]))
+
     def _print_Add(self, expr, order=None):
         if not expr.has(_Factor):
             return super()._print_Add(expr, order)
@@ -369,7 +377,7 @@ def general_formula(wrt: sp.Symbol = w) -> sp.Expr:
 
         \sum_{k=1}^{N} \frac{\partial E_N}{\partial \hat y_N}\,
         \frac{\partial \hat y_N}{\partial h_N}
-        \prod_{j=k+1}^{N} \frac{\partial h_j}{\partial h_{j-1}}\;
+        \prod_{j=N}^{k+1} \frac{\partial h_j}{\partial h_{j-1}}\;
         \frac{\partial^+ h_k}{\partial w}
 
     for :math:`w` or :math:`u`. The factors are placeholders (:class:`dh_dh` and so
@@ -472,6 +480,37 @@ def value_at_random_point(expr: sp.Expr, seed: int = 0) -> float:
     if not result.is_number:
         raise ValueError(f"expr still has undefined functions after substitution: {result}")
     return float(result)
+
+
+def reading_multiplicities(n_steps: int = 3, reading: str = "total", wrt: sp.Symbol = w,
+                           activation="tanh", output="identity", seed: int = 0) -> tuple[np.ndarray, float]:
+    r"""How many times a reading of the source's formula counts each path, measured at random points.
+
+    The reading (:func:`evaluate_source_formula`) and the :math:`N` path terms
+    (:func:`path_terms`) are evaluated at :math:`N + 3` seeded random points
+    (every leaf uniform in :math:`[-1, 1]`); least squares gives the numbers
+    :math:`m_k` with reading :math:`= \sum_k m_k c_k`.
+
+    Returns
+    -------
+    m : ndarray, (N,)
+        ``m[k - 1]`` is how often the path entering at step :math:`k` is counted.
+    residual : float
+        Size of reading :math:`- \sum_k m_k c_k` relative to the reading; round-off
+        level when the reading is exactly such a combination.
+    """
+    net = scalar_rnn_loss(n_steps, activation, output)
+    _, formula = source_formula(wrt)
+    value = evaluate_source_formula(formula, net, reading).doit()
+    paths = [term.doit() for term in path_terms(net, wrt)]
+    leaves = sorted(set().union(value.free_symbols, *(c.free_symbols for c in paths)), key=lambda x: x.name)
+    f = sp.lambdify(leaves, [value, *paths], modules="numpy")
+    rng = np.random.default_rng(seed)
+    rows = np.array([f(*rng.uniform(-1.0, 1.0, len(leaves))) for _ in range(n_steps + 3)], dtype=float)
+    target, A = rows[:, 0], rows[:, 1:]
+    m, *_ = np.linalg.lstsq(A, target, rcond=None)
+    residual = float(np.linalg.norm(A @ m - target) / np.linalg.norm(target))
+    return m, residual
 
 
 # --- one step and the output, in plain symbols, for code generation -------------------
