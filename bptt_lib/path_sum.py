@@ -34,7 +34,8 @@ round-off. It exists to be compared with the recursion, not to train networks.
 - :func:`backward_path_sum`, :func:`loss_and_grads_path_sum`: the whole gradient,
   optionally keeping only paths of at most ``truncate`` steps.
 - :func:`counting_kernel_calls`: count calls of the generated kernels.
-- :func:`time_per_call`, :func:`loglog_slope`, :func:`plot_scaling`: the timing study;
+- :func:`time_per_call`, :func:`time_interleaved`, :func:`timing_study`, :func:`loglog_slope`,
+  :func:`plot_scaling`, :func:`plot_timing_study`: the timing study;
   :func:`plot_paths`: the triangle of paths.
 """
 
@@ -42,6 +43,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Callable, Iterator, Sequence
 
@@ -52,6 +57,9 @@ import numpy as np
 from .kernels import rnn_kernels
 from .plotting import COLORS
 from .rnn import Trace, check_backward_inputs, check_inputs, check_targets, forward_unchecked, loss_and_grads, output_grads
+from .rnn import backward as _backward
+from .rnn import forward as _forward
+from .rnn import init_params as _init_params
 from .validation import as_array, check_finite_result, require_finite
 
 __all__ = [
@@ -59,6 +67,7 @@ __all__ = [
     "backward_path_sum", "loss_and_grads_path_sum",
     "BACKWARD_KERNELS", "counting_kernel_calls",
     "time_per_call", "time_interleaved", "loglog_slope", "plot_scaling", "plot_paths",
+    "TIMED", "timing_study", "plot_timing_study",
 ]
 
 BACKWARD_KERNELS = ("tanh_vjp", "hidden_vjp_h_prev", "hidden_vjp_params", "output_vjp", "softmax_nll_grad")
@@ -436,6 +445,36 @@ def loglog_slope(n, seconds, n_min=None) -> float:
     return float(slope)
 
 
+def _draw_scaling(ax, T_values, times: dict, n_min=None) -> None:
+    T_values = np.asarray(T_values, dtype=float)
+    if not isinstance(times, dict) or not times:
+        raise TypeError("times must be a non-empty dict from labels to arrays of seconds")
+    markers = iter("os^v")
+    for label, sec in times.items():
+        sec = np.asarray(sec, dtype=float)
+        if sec.shape != T_values.shape:
+            raise ValueError(f"times[{label!r}] must have shape {T_values.shape}; got {sec.shape}")
+        ax.loglog(T_values, sec, next(markers, "o") + "-", ms=4, label=label)
+    # Guides through the last point of the fastest (slope 1) and of the slowest (slope 2) curve.
+    last = sorted(float(np.asarray(s, dtype=float)[-1]) for s in times.values())
+    for power, anchor, style, label in ((1, last[0], "--", r"$\propto T$"), (2, last[-1], ":", r"$\propto T^2$")):
+        ax.loglog(T_values, anchor * (T_values / T_values[-1]) ** power, style, color="gray", lw=1, label=label)
+    if n_min is not None:
+        ax.axvline(n_min, color="black", lw=0.6, ls=":")
+        ax.annotate(rf"slopes fitted for $T \geq {n_min:g}$ $\rightarrow$", (n_min, 0.02), xycoords=("data", "axes fraction"),
+                    xytext=(-4, 0), textcoords="offset points", ha="right", fontsize=8)
+    _T_axis(ax, T_values)
+    ax.set_ylabel("time of one call (s)")
+    ax.legend(fontsize=8)
+
+
+def _T_axis(ax, T_values) -> None:
+    ax.set_xticks(T_values)
+    ax.set_xticklabels([f"{v:g}" for v in T_values])
+    ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+    ax.set_xlabel("sequence length $T$ (steps)")
+
+
 def plot_scaling(T_values, times: dict, n_min=None):
     """Log-log plot of backward-pass times against ``T``, with reference lines of slope 1 and 2.
 
@@ -451,30 +490,111 @@ def plot_scaling(T_values, times: dict, n_min=None):
     -------
     matplotlib.figure.Figure
     """
-    T_values = np.asarray(T_values, dtype=float)
-    if not isinstance(times, dict) or not times:
-        raise TypeError("times must be a non-empty dict from labels to arrays of seconds")
     fig, ax = plt.subplots()
-    markers = iter("os^v")
-    for label, sec in times.items():
-        sec = np.asarray(sec, dtype=float)
-        if sec.shape != T_values.shape:
-            raise ValueError(f"times[{label!r}] must have shape {T_values.shape}; got {sec.shape}")
-        ax.loglog(T_values, sec, next(markers, "o") + "-", ms=4, label=label)
-    # Guides through the last point of the fastest (slope 1) and of the slowest (slope 2) curve.
-    last = sorted(float(np.asarray(s, dtype=float)[-1]) for s in times.values())
-    for power, anchor, style, label in ((1, last[0], "--", r"$\propto T$"), (2, last[-1], ":", r"$\propto T^2$")):
-        ax.loglog(T_values, anchor * (T_values / T_values[-1]) ** power, style, color="gray", lw=1, label=label)
-    if n_min is not None:
-        ax.axvline(n_min, color="black", lw=0.6, ls=":")
-        ax.annotate(rf"slopes fitted for $T \geq {n_min:g}$ $\rightarrow$", (n_min, 0.02), xycoords=("data", "axes fraction"),
-                    xytext=(-4, 0), textcoords="offset points", ha="right", fontsize=8)
-    ax.set_xticks(T_values)
-    ax.set_xticklabels([f"{v:g}" for v in T_values])
-    ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
-    ax.set_xlabel("sequence length $T$ (steps)")
-    ax.set_ylabel("time of one gradient (s)")
-    ax.legend()
+    _draw_scaling(ax, T_values, times, n_min)
+    fig.tight_layout()
+    return fig
+
+
+TIMED = ("forward pass", "recursion", "path sum", "recursion, backward only", "path sum, backward only")
+"""The five quantities :func:`timing_study` times, in this order."""
+
+
+_ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+
+
+def timing_study(T_values=(4, 8, 16, 32, 64, 128, 256), *, n_hidden: int = 16, batch: int = 8,
+                 rounds: int = 3, seed: int = 9, single_thread: bool = True) -> dict:
+    r"""Time the two gradients, their backward passes alone, and the forward pass, for each ``T``.
+
+    One seeded random problem per ``T`` (``D = 4``, ``K = 5``, ``H = n_hidden``,
+    ``B = batch``); every quantity of :data:`TIMED` is timed by
+    :func:`time_interleaved` (best of ``rounds``; the short calls repeated 20 times
+    per round). "Backward only" runs :func:`bptt_lib.rnn.backward` or
+    :func:`backward_path_sum` on a stored forward pass.
+
+    With ``single_thread`` (the default) the measurement runs in a fresh Python
+    process whose BLAS is limited to one thread (``OPENBLAS_NUM_THREADS=1`` and the
+    like): on a busy machine a multithreaded BLAS can slow the recursion's few large
+    matrix products by orders of magnitude, which would measure thread scheduling
+    rather than the work.
+
+    Returns
+    -------
+    dict
+        Name (from :data:`TIMED`) to an array of seconds per call, one per ``T``.
+        The values depend on the machine and its load; only ratios and slopes mean
+        anything, and even they vary from run to run.
+    """
+    T_values = [_step_index("T", T, 1, 4096) for T in T_values]
+    for name, value in (("n_hidden", n_hidden), ("batch", batch), ("seed", seed)):
+        _step_index(name, value, 0 if name == "seed" else 1, 2**31)
+    rounds = _step_index("rounds", rounds, 1, 1000)
+    if not single_thread:
+        return _timing_study_here(T_values, n_hidden, batch, rounds, seed)
+    code = ("import json, sys; from bptt_lib.path_sum import _timing_study_here as f; "
+            "r = f(*json.loads(sys.argv[1])); print(json.dumps({k: v.tolist() for k, v in r.items()}))")
+    env = {**os.environ, **_ONE_THREAD}
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([T_values, n_hidden, batch, rounds, seed])],
+                          env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the timing process failed:\n{done.stderr}")
+    return {name: np.asarray(values) for name, values in json.loads(done.stdout).items()}
+
+
+def _timing_study_here(T_values, n_hidden: int, batch: int, rounds: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    calls = {name: [] for name in TIMED}
+    for T in T_values:
+        params = _init_params(4, n_hidden, 5, rng=rng)
+        x = rng.standard_normal((T, batch, 4))
+        y = rng.integers(0, 5, size=(T, batch))
+        trace = _forward(params, x)
+        calls["forward pass"].append(lambda p=params, x=x: _forward(p, x))
+        calls["recursion"].append(lambda p=params, x=x, y=y: loss_and_grads(p, x, y))
+        calls["path sum"].append(lambda p=params, x=x, y=y: loss_and_grads_path_sum(p, x, y))
+        calls["recursion, backward only"].append(lambda p=params, tr=trace, y=y: _backward(p, tr, y))
+        calls["path sum, backward only"].append(lambda p=params, tr=trace, y=y: backward_path_sum(p, tr, y))
+    short = {name: 20 for name in ("forward pass", "recursion", "recursion, backward only")}
+    return time_interleaved(calls, rounds=rounds, number=short)
+
+
+def plot_timing_study(T_values, times: dict, n_min=None):
+    r"""Two panels: the times of :func:`timing_study` (log-log), and the ratios path sum / recursion.
+
+    The right panel shows the measured ratio of the whole gradients and of the
+    backward passes alone next to the count ratio :math:`(T+1)/2` of Jacobian
+    applications (:math:`T(T+1)/2` against :math:`T`).
+
+    Parameters
+    ----------
+    T_values : array_like, (n,)
+    times : dict
+        From :func:`timing_study`: every name of :data:`TIMED` to ``n`` times in seconds.
+    n_min : int, optional
+        Drawn as a dotted vertical line in the left panel, as in :func:`plot_scaling`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(times, dict):
+        raise TypeError(f"times must be the dict returned by timing_study; got {type(times).__name__}")
+    missing = [name for name in TIMED if name not in times]
+    if missing:
+        raise ValueError(f"times must hold every quantity of TIMED; missing {missing}")
+    T_values = np.asarray(T_values, dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    _draw_scaling(left, T_values, {name: times[name] for name in ("recursion", "path sum", "forward pass")}, n_min)
+    full = np.asarray(times["path sum"]) / np.asarray(times["recursion"])
+    backward = np.asarray(times["path sum, backward only"]) / np.asarray(times["recursion, backward only"])
+    right.loglog(T_values, backward, "^-", ms=4, color=COLORS[2], label="backward passes only (measured)")
+    right.loglog(T_values, (T_values + 1) / 2, "k--", lw=1, label=r"count ratio $(T+1)/2$")
+    right.loglog(T_values, full, "o-", ms=4, color=COLORS[0], label="whole gradients (measured)")
+    _T_axis(right, T_values)
+    right.set_ylabel("time ratio, path sum / recursion")
+    right.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

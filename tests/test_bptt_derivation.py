@@ -17,6 +17,8 @@ from problems import rnn_problem
 from bptt_lib import gradcheck, rnn
 from bptt_lib import vector_bptt as vb
 from bptt_lib.derive import bptt as dbptt
+from bptt_lib.derive import rnn_step
+from sympy.matrices.expressions.diagonal import DiagMatrix
 from bptt_lib.exercises import verdict
 from bptt_lib.exercises.vector_bptt import reference_grad_h, reference_output_grads
 
@@ -104,6 +106,58 @@ def test_derivation_validation():
         dbptt.compact_gradients({"W": 1})
     with pytest.raises(ValueError, match="target"):
         dbptt.nll_gradient_by_jacobian(3, 3)
+
+
+# --- the inductive step of the theorem, for symbolic sizes ---------------------------------
+
+
+def test_inductive_step_is_proven_for_symbolic_sizes():
+    assert rnn_step.prove_bptt_inductive_step() == {"tanh": True, "affine": True, "step": True, "entry": True}
+
+
+def test_symbolic_inductive_step_equals_the_compact_form_and_not_the_wrong_order():
+    step = rnn_step.bptt_inductive_step()
+    s = step["symbols"]
+    H = s.sizes.H
+    assert sp.simplify(step["derived"] - step["compact"]) == sp.ZeroMatrix(H, 1)
+    wrong = DiagMatrix(s.d) * s.W.T * s.g + s.V.T * s.eps
+    assert sp.simplify(step["derived"] - wrong) != sp.ZeroMatrix(H, 1)
+    dropped_output = s.W.T * DiagMatrix(s.d) * s.g
+    assert sp.simplify(step["derived"] - dropped_output) != sp.ZeroMatrix(H, 1)
+
+
+def test_entry_of_the_step_rejects_the_wrong_order():
+    derived, compact = rnn_step.bptt_step_entry()
+    assert rnn_step._is_zero_indexed(derived - compact)
+    # The same entry with the diagonal applied after W^T: the factor 1 - h_i^2 of the row i.
+    (entry, cond), _ = compact.args
+    i, j = sp.symbols("i j", integer=True)
+    squared = [f for f in sp.preorder_traversal(entry) if isinstance(f, sp.Pow) and f.base.func == sp.tanh]
+    assert squared, "the compact entry holds 1 - tanh(...)**2"
+    wrong = entry.xreplace({squared[0]: squared[0].xreplace({j: i})})
+    assert not rnn_step._is_zero_indexed(derived - sp.Piecewise((wrong, cond), (0, True)))
+
+
+@pytest.mark.parametrize(("H", "D", "K"), [(1, 1, 2), (2, 1, 2), (3, 2, 2)])
+def test_symbolic_step_agrees_with_the_explicit_derivative(H, D, K):
+    # At explicit sizes, differentiate eps^T (c + V h) + g^T tanh(b + W h + U x) entry by entry
+    # (the chain rule's linearisation of L_t) and compare with the symbolic-size step.
+    step = rnn_step.bptt_inductive_step()
+    s = step["symbols"]
+    sizes = {s.sizes.H: H, s.sizes.D: D, s.sizes.K: K}
+    M = {name: getattr(s, name).subs(sizes).as_explicit() for name in ("h", "W", "U", "x", "b", "V", "c", "g", "eps", "d")}
+    a = M["b"] + M["W"] * M["h"] + M["U"] * M["x"]
+    scalar = (M["eps"].T * (M["c"] + M["V"] * M["h"]))[0, 0] + (M["g"].T * a.applyfunc(sp.tanh))[0, 0]
+    explicit = M["h"].applyfunc(lambda entry: sp.diff(scalar, entry))
+    from_symbolic = step["derived"].subs(sizes).as_explicit()
+    from_symbolic = from_symbolic.xreplace({M["d"][r, 0]: 1 - sp.tanh(a[r, 0]) ** 2 for r in range(H)})
+    assert sp.simplify(explicit - from_symbolic) == sp.zeros(H, 1)
+
+
+def test_tanh_vjp_entry_is_diag_times_g():
+    derived, expected = rnn_step.tanh_vjp_entry()
+    assert rnn_step._is_zero_indexed(derived - expected)
+    assert not rnn_step._is_zero_indexed(derived - 2 * expected)
 
 
 # --- numbers: rnn.backward against the lambdified derivation ----------------------------------

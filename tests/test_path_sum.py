@@ -308,6 +308,46 @@ def test_time_interleaved_runs_every_call_every_round_and_validates():
         path_sum.time_interleaved({"a": [lambda: None]}, rounds=0)
 
 
+@pytest.mark.parametrize("single_thread", [False, True])
+def test_timing_study_times_every_quantity_for_every_T(single_thread):
+    times = path_sum.timing_study((2, 3), n_hidden=3, batch=2, rounds=1, single_thread=single_thread)
+    assert list(times) == list(path_sum.TIMED)
+    assert all(v.shape == (2,) and np.all(v > 0) and np.all(np.isfinite(v)) for v in times.values())
+
+
+def test_timing_study_validates():
+    with pytest.raises(ValueError, match="T must be an int"):
+        path_sum.timing_study((0, 4), single_thread=False)
+    with pytest.raises(ValueError, match="rounds must be an int"):
+        path_sum.timing_study((2,), rounds=0, single_thread=False)
+    with pytest.raises(ValueError, match="n_hidden must be an int"):
+        path_sum.timing_study((2,), n_hidden=0, single_thread=False)
+
+
+def test_plot_timing_study_draws_both_panels_and_validates():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    T_values = np.array([4, 8, 16])
+    times = {name: 1e-3 * T_values * (i + 1) for i, name in enumerate(path_sum.TIMED)}
+    fig = path_sum.plot_timing_study(T_values, times)
+    left, right = fig.axes
+    # The right panel draws the two measured ratios and the count ratio (T+1)/2.
+    ratios = {line.get_label(): line.get_ydata() for line in right.get_lines()}
+    assert np.allclose(ratios["count ratio $(T+1)/2$"], (T_values + 1) / 2)
+    assert np.allclose(ratios["whole gradients (measured)"], times["path sum"] / times["recursion"])
+    assert np.allclose(ratios["backward passes only (measured)"],
+                       times["path sum, backward only"] / times["recursion, backward only"])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="missing"):
+        path_sum.plot_timing_study(T_values, {"recursion": times["recursion"]})
+    with pytest.raises(TypeError, match="dict returned by timing_study"):
+        path_sum.plot_timing_study(T_values, list(times.values()))
+    with pytest.raises(ValueError, match="must have shape"):
+        path_sum.plot_timing_study(T_values, {**times, "forward pass": times["forward pass"][:2]})
+
+
 # --- the exercise checker ------------------------------------------------------------------
 
 

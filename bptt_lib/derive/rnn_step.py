@@ -23,6 +23,13 @@ transpose of example ``i``'s column vector), so the affine map reads
 matrix symbol ``b`` of shape (1, H). Its vector-Jacobian products come
 from differentiating the scalar ``trace(G^T A)`` with respect to each operand,
 and these are the expressions :mod:`bptt_lib.kernels` generates code from.
+
+*The inductive step of BPTT, for every size* (:func:`tanh_vjp_entry`,
+:func:`bptt_inductive_step`, :func:`bptt_step_entry`, :func:`prove_bptt_inductive_step`):
+one step of the backward recursion, :math:`\nabla_{h^{(t)}} L = W^\top \Delta^{(t+1)}
+\nabla_{h^{(t+1)}} L + V^\top \nabla_{o^{(t)}} L`, derived with matrix symbols and
+indexed symbols whose sizes are symbols; the book's chapter on vector BPTT turns it
+into a proof by induction for every ``T``, ``D``, ``H``, ``K``.
 """
 
 from __future__ import annotations
@@ -30,11 +37,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import sympy as sp
+from sympy.matrices.expressions.diagonal import DiagMatrix
 
 __all__ = [
     "explicit_symbols", "step", "jacobian_h_prev", "prove_jacobian",
     "batch_symbols", "hidden_preactivation", "output_affine",
     "affine_vjps", "prove_affine_vjps",
+    "inductive_step_symbols", "tanh_vjp_entry", "bptt_inductive_step", "bptt_step_entry",
+    "prove_bptt_inductive_step",
 ]
 
 
@@ -170,3 +180,150 @@ def prove_affine_vjps(n_batch: int = 2, n_in: int = 2, n_hidden: int = 2) -> boo
             if sp.simplify(componentwise - compact.subs(sizes).as_explicit()) != sp.zeros(*P.shape):
                 return False
     return True
+
+
+# --- the inductive step of the BPTT recursion, for every size ----------------------------
+
+
+def inductive_step_symbols() -> SimpleNamespace:
+    r"""Matrix symbols of symbolic size for one step of the backward recursion (one example, columns).
+
+    ``h`` (H, 1) is :math:`h^{(t)}`, ``W`` (H, H), ``U`` (H, D), ``x`` (D, 1) is
+    :math:`x^{(t+1)}`, ``b`` (H, 1), ``V`` (K, H), ``c`` (K, 1); ``g`` (H, 1) is the
+    upstream gradient :math:`\nabla_{h^{(t+1)}} L`, ``eps`` (K, 1) is
+    :math:`\nabla_{o^{(t)}} L`, ``G_a`` (H, 1) a gradient with respect to the
+    pre-activation :math:`a^{(t+1)}`, and ``d`` (H, 1) the column
+    :math:`1 - (h^{(t+1)})^2`, so that ``DiagMatrix(d)`` is :math:`\Delta^{(t+1)}`.
+    The sizes ``H``, ``D``, ``K`` are symbols, not numbers.
+    """
+    M = sp.MatrixSymbol
+    return SimpleNamespace(
+        h=M("h^{(t)}", H, 1), W=M("W", H, H), U=M("U", H, D), x=M("x^{(t+1)}", D, 1),
+        b=M("b", H, 1), V=M("V", K, H), c=M("c", K, 1),
+        g=M(r"\nabla_{h^{(t+1)}} L", H, 1), eps=M(r"\nabla_{o^{(t)}} L", K, 1),
+        G_a=M(r"\nabla_{a^{(t+1)}} L", H, 1), d=M("d^{(t+1)}", H, 1),
+        Delta=M(r"\Delta^{(t+1)}", H, H),
+        sizes=SimpleNamespace(H=H, D=D, K=K),
+    )
+
+
+def tanh_vjp_entry() -> tuple[sp.Expr, sp.Expr]:
+    r"""The vector-Jacobian product of the elementwise tanh, entry :math:`i` of any size :math:`H`.
+
+    With an indexed upstream gradient :math:`g` and pre-activation :math:`a`
+    (``sympy.IndexedBase``), SymPy differentiates
+    :math:`\sum_{j=1}^{H} g_j \tanh(a_j)` with respect to :math:`a_i` for a
+    symbolic index :math:`i` and a symbolic size :math:`H`.
+
+    Returns
+    -------
+    (derived, expected) : tuple of sympy expressions
+        SymPy's derivative (after ``doit``) and
+        :math:`g_i (1 - \tanh^2 a_i)` for :math:`1 \le i \le H` (zero outside),
+        i.e. entry :math:`i` of :math:`\operatorname{diag}(1 - h^2)\, g` with :math:`h = \tanh a`.
+    """
+    i, j = sp.symbols("i j", integer=True)
+    a, g = sp.IndexedBase("a"), sp.IndexedBase("g")
+    derived = sp.Sum(g[j] * sp.tanh(a[j]), (j, 1, H)).diff(a[i]).doit()
+    expected = sp.Piecewise((g[i] * (1 - sp.tanh(a[i]) ** 2), (i >= 1) & (i <= H)), (0, True))
+    return derived, expected
+
+
+def bptt_inductive_step() -> dict:
+    r"""One step of the backward recursion, derived with matrix symbols of symbolic size.
+
+    The part of the loss that depends on :math:`h^{(t)}` is
+    :math:`\mathcal L_t(h^{(t)}) = L^{(t)}(c + V h^{(t)}) + \mathcal L_{t+1}(\tanh(b + W h^{(t)} + U x^{(t+1)}))`.
+    Its first-order change is the trace
+    :math:`\operatorname{tr}\big((\nabla_{a^{(t+1)}} L)^\top da^{(t+1)}\big) + \operatorname{tr}\big((\nabla_{o^{(t)}} L)^\top do^{(t)}\big)`,
+    so SymPy differentiates each trace with respect to the matrix symbol ``h``
+    (two separate derivatives: SymPy 1.14 returns zero for the derivative of a
+    *sum* of two such traces). Then the tanh step's product
+    :math:`\nabla_{a^{(t+1)}} L = \Delta^{(t+1)} \nabla_{h^{(t+1)}} L` (:func:`tanh_vjp_entry`)
+    is substituted.
+
+    Returns
+    -------
+    dict
+        ``"through_a"``: :math:`W^\top \nabla_{a^{(t+1)}} L`; ``"through_o"``:
+        :math:`V^\top \nabla_{o^{(t)}} L` (both as derived); ``"derived"``: their sum
+        with ``DiagMatrix(d) * g`` substituted for ``G_a``; ``"compact"``: the
+        recursion's right-hand side :math:`W^\top \Delta^{(t+1)} \nabla_{h^{(t+1)}} L + V^\top \nabla_{o^{(t)}} L`
+        written directly; ``"symbols"``: :func:`inductive_step_symbols`.
+    """
+    s = inductive_step_symbols()
+    a = s.b + s.W * s.h + s.U * s.x
+    o = s.c + s.V * s.h
+    through_a = sp.Trace(s.G_a.T * a).diff(s.h)
+    through_o = sp.Trace(s.eps.T * o).diff(s.h)
+    derived = (through_a + through_o).subs(s.G_a, DiagMatrix(s.d) * s.g)
+    compact = s.W.T * DiagMatrix(s.d) * s.g + s.V.T * s.eps
+    return {"through_a": through_a, "through_o": through_o, "derived": derived, "compact": compact,
+            "symbols": s}
+
+
+def bptt_step_entry() -> tuple[sp.Expr, sp.Expr]:
+    r"""Entry :math:`i` of the inductive step for symbolic sizes, differentiated as one scalar.
+
+    In index notation (``sympy.IndexedBase``, sizes :math:`H` and :math:`K` symbols),
+    the first-order part of :math:`\mathcal L_t` that depends on :math:`h = h^{(t)}` is
+    :math:`\sum_{j=1}^{H} g_j \tanh\big(\beta_j + \sum_{k=1}^{H} W_{jk} h_k\big) + \sum_{m=1}^{K} \varepsilon_m \sum_{k=1}^{H} V_{mk} h_k`,
+    with :math:`\beta = b + U x^{(t+1)}`, :math:`g = \nabla_{h^{(t+1)}} L`,
+    :math:`\varepsilon = \nabla_{o^{(t)}} L`. SymPy differentiates it with respect to
+    :math:`h_i`, with no matrix rules supplied.
+
+    Returns
+    -------
+    (derived, compact) : tuple of sympy expressions
+        SymPy's derivative, and entry :math:`i` of
+        :math:`W^\top \operatorname{diag}(1 - (h^{(t+1)})^2)\, g + V^\top \varepsilon`,
+        :math:`\sum_j W_{ji} (1 - (h^{(t+1)}_j)^2) g_j + \sum_m V_{mi} \varepsilon_m`, for :math:`1 \le i \le H`
+        (zero outside).
+    """
+    i, j, k, m = sp.symbols("i j k m", integer=True)
+    W, h, g = sp.IndexedBase("W"), sp.IndexedBase("h"), sp.IndexedBase("g")
+    V, eps, beta = sp.IndexedBase("V"), sp.IndexedBase(r"\varepsilon"), sp.IndexedBase(r"\beta")
+
+    def h_next(row):
+        return sp.tanh(beta[row] + sp.Sum(W[row, k] * h[k], (k, 1, H)))
+
+    scalar = sp.Sum(g[j] * h_next(j), (j, 1, H)) + sp.Sum(eps[m] * sp.Sum(V[m, k] * h[k], (k, 1, H)), (m, 1, K))
+    derived = scalar.diff(h[i]).doit()
+    entry = sp.Sum(W[j, i] * (1 - h_next(j) ** 2) * g[j], (j, 1, H)) + sp.Sum(V[m, i] * eps[m], (m, 1, K))
+    compact = sp.Piecewise((entry, (i >= 1) & (i <= H)), (0, True))
+    return derived, compact
+
+
+def _is_zero_indexed(difference: sp.Expr) -> bool:
+    """True when an index-notation difference (sums, Piecewise over the index range) is zero.
+
+    ``piecewise_fold`` moves the sums inside the branches, where like terms
+    cancel; every branch must then expand to zero.
+    """
+    folded = sp.piecewise_fold(difference).doit()
+    branches = [value for value, _ in folded.args] if isinstance(folded, sp.Piecewise) else [folded]
+    return all(sp.expand(value) == 0 for value in branches)
+
+
+def prove_bptt_inductive_step() -> dict:
+    r"""Prove the inductive step of the BPTT recursion for symbolic sizes.
+
+    Returns
+    -------
+    dict of bool
+        ``"tanh"``: :func:`tanh_vjp_entry` gives :math:`\operatorname{diag}(1 - h^2)\, g`
+        entry by entry; ``"affine"``: the trace derivatives are :math:`W^\top G_a` and
+        :math:`V^\top \nabla_{o^{(t)}} L`; ``"step"``: after substituting the tanh
+        product, the derived step equals the compact right-hand side;
+        ``"entry"``: :func:`bptt_step_entry` agrees entry by entry.
+    """
+    derived, expected = tanh_vjp_entry()
+    tanh_ok = _is_zero_indexed(derived - expected)
+    step = bptt_inductive_step()
+    s = step["symbols"]
+    affine_ok = (sp.simplify(step["through_a"] - s.W.T * s.G_a) == sp.ZeroMatrix(H, 1)
+                 and sp.simplify(step["through_o"] - s.V.T * s.eps) == sp.ZeroMatrix(H, 1))
+    step_ok = sp.simplify(step["derived"] - step["compact"]) == sp.ZeroMatrix(H, 1)
+    entry_derived, entry_compact = bptt_step_entry()
+    entry_ok = _is_zero_indexed(entry_derived - entry_compact)
+    return {"tanh": bool(tanh_ok), "affine": bool(affine_ok), "step": bool(step_ok), "entry": bool(entry_ok)}
