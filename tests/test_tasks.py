@@ -1,7 +1,5 @@
 """Tests of chapter 10: the delayed-recall task, the masked loss, the gap sweep helpers."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -148,13 +146,11 @@ def test_accuracy_counts_only_target_steps():
 # --- training and the gradient's reach ------------------------------------------------------
 
 
-def test_short_run_learns_gap_one_quickly():
-    start = time.perf_counter()
+def test_short_run_learns_gap_one():
+    # No wall-clock assertion: CI machines are shared and a timing bound would be flaky.
     run = lt.train_recall(1, n_symbols=4, n_hidden=16, extra=5, batch=32, steps=150, lr=0.5, seed=0)
-    elapsed = time.perf_counter() - start
     assert run.history.diverged_at is None
     assert run.accuracy > 0.9
-    assert elapsed < 2.0
 
 
 def test_train_recall_uses_the_shared_loop_deterministically():
@@ -187,10 +183,13 @@ def test_backward_norms_equal_the_product_of_step_jacobians():
 
 
 def test_shift_register_solves_every_gap_and_its_gradient_ratio_is_exact():
-    for gap in (1, 4, 12):
+    # Every gap that fits in the H = 32 units of chapter 10's sweep (m = 2 units per slot, k + 1 slots).
+    for gap in range(1, 16):
         net = lt.shift_register_params(4, gap, n_hidden=32)
         x, y = lt.evaluation_batch(gap)
         assert tasks.accuracy(net, x, y) == 1.0
+    with pytest.raises(ValueError, match="n_hidden must be an int at least 34"):
+        lt.shift_register_params(4, 16, n_hidden=32)
     g, gap = 1.2, 6
     hs = [np.tanh(g)]
     for _ in range(gap):
