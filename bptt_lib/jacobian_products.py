@@ -30,7 +30,8 @@ backward rule ``relu_vjp`` is generated here (:func:`relu_kernels`).
   gradient reaches.
 - :func:`recurrent_weight`: a seeded random :math:`W` with a given spectral radius
   (orthogonal via :func:`orthogonalise`, or a rescaled Gaussian).
-- :func:`plot_lag_norms`, :func:`plot_spectrum`, :func:`plot_horizons`: the figures.
+- :func:`plot_lag_norms`, :func:`plot_spectrum`, :func:`plot_horizons`,
+  :func:`plot_lag_norm_panels`, :func:`plot_spectra`: the figures.
 - :func:`relu_kernels`: the generated ReLU backward rule.
 """
 
@@ -60,7 +61,7 @@ __all__ = [
     "jacobian_product", "step_jacobian_kernel", "explicit_jacobian_product",
     "finite_difference_jacobian",
     "norm_bound", "lag_norms", "horizon", "horizon_bound",
-    "plot_lag_norms", "plot_spectrum", "plot_horizons",
+    "plot_lag_norms", "plot_spectrum", "plot_horizons", "plot_lag_norm_panels", "plot_spectra",
 ]
 
 ACTIVATION_NAMES = ("tanh", "sigmoid")
@@ -576,24 +577,29 @@ def plot_spectrum(matrices: dict, *, ax=None, title: str = ""):
 
 
 def plot_horizons(gains, measured: dict, *, tol: float = MACHINE_EPSILON, ax=None):
-    r"""Plot measured horizons against :math:`\rho(W)\,\gamma`, with the curve :math:`1 + \ln(\text{tol}) / \ln(\rho\gamma)`.
+    r"""Plot measured horizons against :math:`\rho(W)\,\gamma`, with the formula and its staircase.
 
-    For an orthogonal :math:`W` (all singular values equal :math:`\rho`) the
-    curve is :func:`horizon_bound`, a guaranteed upper bound; for other
-    matrices it is the estimate of the linear regime.
+    Two curves: the formula :math:`1 + \ln(\text{tol}) / \ln(\rho\gamma)` (dashed), and
+    :func:`horizon_bound`, its floor plus one (solid staircase). For an orthogonal
+    :math:`W` (all singular values equal :math:`\rho`) the staircase is a
+    guaranteed upper bound on the horizon; for other matrices neither curve bounds anything.
 
     Parameters
     ----------
     gains : array_like
-        Values of :math:`\rho\gamma` in (0, 1) for the curve.
+        Values of :math:`\rho\gamma` in (0, 1) for the curves.
     measured : dict
         ``{label: (gain_values, horizons)}``; a horizon of ``None`` is not drawn.
     """
     if ax is None:
         _, ax = plt.subplots()
     gains = np.asarray(gains, dtype=float)
-    ax.semilogy(gains, [horizon_bound(g, tol) for g in gains], color="0.3", lw=1.2,
-                label=r"$1 + \ln(\varepsilon)/\ln(\rho\gamma)$")
+    if np.any(gains <= 0) or np.any(gains >= 1):
+        raise ValueError("gains must lie strictly between 0 and 1")
+    ax.semilogy(gains, 1 + np.log(tol) / np.log(gains), color="0.3", lw=1.0, ls="--",
+                label=r"$1 + \ln\varepsilon/\ln(\rho\gamma)$")
+    ax.semilogy(gains, [horizon_bound(g, tol) for g in gains], color="0.3", lw=1.2, drawstyle="steps-post",
+                label=r"$\lfloor 1 + \ln\varepsilon/\ln(\rho\gamma) \rfloor + 1$")
     markers = "os^D"
     for i, (label, (etas, values)) in enumerate(measured.items()):
         pts = [(e, v) for e, v in zip(etas, values) if v is not None]
@@ -602,3 +608,57 @@ def plot_horizons(gains, measured: dict, *, tol: float = MACHINE_EPSILON, ax=Non
     ax.set_xlabel(r"spectral radius times slope bound, $\rho(W)\,\gamma$")
     ax.set_ylabel("horizon (steps)")
     return ax
+
+
+def plot_lag_norm_panels(experiment, radii, n_steps: int, *, activations=("tanh", "sigmoid"), ylim=(1e-40, 1e15)):
+    r"""One panel per activation: :func:`lag_norms` for each spectral radius, with the bound dashed.
+
+    Parameters
+    ----------
+    experiment : callable
+        ``experiment(radius, activation) -> (W, h)``: the recurrent matrix and the stored states.
+    radii : sequence of float
+    n_steps : int
+        ``T``; the bound is drawn for lags ``0 .. T``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(1, len(activations), figsize=(5 * len(activations), 4), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, act in zip(axes, activations):
+        curves, bounds = {}, {}
+        for radius in radii:
+            W, h = experiment(radius, act)
+            curves[rf"$\rho = {radius}$"] = lag_norms(W, h, act)
+            bounds[rf"$\rho = {radius}$"] = norm_bound(W, np.arange(n_steps + 1), act)
+        gamma = slope_bound(act)
+        gamma_text = "1" if gamma == 1 else f"1/{round(1 / gamma)}"
+        plot_lag_norms(curves, bounds=bounds, ax=ax, title=rf"{act}, $\gamma = {gamma_text}$")
+        ax.set_ylim(*ylim)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    axes[0].legend(ncol=2, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_spectra(radii, *, n_hidden: int = 64, seed: int = 5, kinds=("orthogonal", "gaussian"), lim: float = 1.6):
+    """One panel per kind of :func:`recurrent_weight`: eigenvalues for each spectral radius, with the unit circle.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 4.4))
+    axes = np.atleast_1d(axes)
+    for ax, kind in zip(axes, kinds):
+        matrices = {rf"$\rho = {r}$": recurrent_weight(n_hidden, r, kind=kind, rng=np.random.default_rng(seed))
+                    for r in radii}
+        plot_spectrum(matrices, ax=ax, title=f"{kind.capitalize()} W, H = {n_hidden}")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    axes[0].legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -350,3 +350,51 @@ def test_relu_bad_input():
         jp.hidden_states({"W": params["W"]}, x, activation="relu")
     with pytest.raises(ValueError, match="h"):
         jp.lag_norms(params["W"], np.zeros((4, 3)), "relu")
+
+
+# --- figures -----------------------------------------------------------------------------
+
+
+def test_horizon_figure_draws_the_formula_and_its_staircase_distinctly():
+    import matplotlib.pyplot as plt
+
+    gains = np.linspace(0.05, 0.95, 50)
+    ax = jp.plot_horizons(gains, {"measured": (gains[:3], [10, None, 20])})
+    formula, staircase = ax.lines[0], ax.lines[1]
+    np.testing.assert_allclose(formula.get_ydata(), 1 + np.log(jp.MACHINE_EPSILON) / np.log(gains), rtol=1e-12)
+    np.testing.assert_array_equal(staircase.get_ydata(), [jp.horizon_bound(g) for g in gains])
+    assert formula.get_linestyle() != staircase.get_linestyle()
+    assert "lfloor" in staircase.get_label() and "lfloor" not in formula.get_label()
+    # the staircase is the formula's floor plus one: above it, by at most one step
+    assert np.all(staircase.get_ydata() > formula.get_ydata())
+    assert np.all(staircase.get_ydata() - formula.get_ydata() <= 1 + 1e-9)
+    assert len(ax.lines[2].get_xdata()) == 2                 # the None horizon is not drawn
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        jp.plot_horizons([0.5, 1.0], {})
+
+
+def test_panel_figures_build():
+    import matplotlib.pyplot as plt
+
+    def experiment(radius, activation):
+        rng = np.random.default_rng(0)
+        p = {"W": jp.recurrent_weight(4, radius, rng=rng), "U": rng.standard_normal((4, 2)), "b": np.zeros(4)}
+        return p["W"], jp.hidden_states(p, rng.standard_normal((12, 2)), activation=activation)
+
+    fig = jp.plot_lag_norm_panels(experiment, [0.5, 2.0], 12)
+    assert len(fig.axes) == 2 and fig.axes[1].get_title().startswith("sigmoid")
+    W, h = experiment(0.5, "tanh")
+    np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), jp.lag_norms(W, h, "tanh"))
+    plt.close(fig)
+    fig = jp.plot_spectra((0.7, 1.3), n_hidden=8, seed=1)
+    assert len(fig.axes) == 2 and len(fig.axes[0].collections) == 2
+    plt.close(fig)
+
+
+def test_horizon_staircase_is_drawn_as_steps():
+    import matplotlib.pyplot as plt
+
+    ax = jp.plot_horizons(np.linspace(0.05, 0.95, 20), {})
+    assert ax.lines[1].get_drawstyle() == "steps-post" and ax.lines[0].get_drawstyle() == "default"
+    plt.close(ax.figure)

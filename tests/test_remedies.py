@@ -359,3 +359,169 @@ def test_orthogonalise_checker_accepts_the_reference_and_rejects_wrong_answers()
                   lambda A: np.linalg.svd(A)[0] @ np.linalg.svd(A)[2]):  # orthogonal, but another one
         result = verdict("remedies_orthogonalise", wrong)
         assert not result and "differs from the expected value" in result.message
+
+
+# --- many networks at once ---------------------------------------------------------------
+# The stacked pass does the arithmetic of rnn.loss_and_grads in a different grouping only where
+# np.matmul batches it, so per network it agrees to round-off: 1e-12 relative is a wide margin
+# for sums of a few hundred float64 products. Training runs compared step by step stay within
+# that margin for the first steps (they are not chaotic over 20 steps at these sizes).
+
+
+def _networks(activation="tanh", n_seeds=3, gains=(0.5, 2.0), H=6):
+    recurrent = "gaussian" if activation == "tanh" else "identity"
+    return [remedies.init_params(3, H, 4, rng=np.random.default_rng(seed), recurrent=recurrent, gain=g)
+            for g in gains for seed in range(n_seeds)]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_stacked_loss_and_grads_equal_one_network_at_a_time(activation):
+    x, y = tasks.delayed_recall(3, 2, 9, 5, np.random.default_rng(0), blank=True)
+    nets = _networks(activation)
+    single = rnn.loss_and_grads if activation == "tanh" else remedies.relu_loss_and_grads
+    loss, grads, grad_h = remedies.stacked_loss_and_grads(remedies.stack_params(nets), x, y, activation=activation)
+    assert loss.shape == (len(nets),) and grad_h.shape == (len(nets), 9, 5, 6)
+    for n, p in enumerate(nets):
+        ref_loss, ref_grads = single(p, x, y)
+        np.testing.assert_allclose(loss[n], ref_loss, rtol=1e-12)
+        for key in ref_grads:
+            np.testing.assert_allclose(grads[key][n], ref_grads[key], rtol=1e-12, atol=1e-14 * np.abs(ref_grads[key]).max())
+        if activation == "tanh":
+            _, ref_grad_h = rnn.backward(p, rnn.forward(p, x), y)
+            np.testing.assert_allclose(grad_h[n], ref_grad_h, rtol=1e-12, atol=1e-15)
+
+
+def test_stacked_pass_calls_the_generated_kernels(monkeypatch):
+    x, y = tasks.delayed_recall(3, 2, 4, 2, np.random.default_rng(0), blank=True)
+    stacked = remedies.stack_params(_networks())
+    _, reference, _ = remedies.stacked_loss_and_grads(stacked, x, y)
+    k = rnn_kernels()
+    calls = {}
+    for name in ("hidden_preactivation", "output_affine", "softmax_nll_grad", "output_vjp", "tanh_vjp",
+                 "hidden_vjp_h_prev", "hidden_vjp_params"):
+        original = getattr(k, name)
+
+        def spy(*args, _original=original, _name=name):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _original(*args)
+
+        monkeypatch.setattr(k, name, spy)
+    _, grads, _ = remedies.stacked_loss_and_grads(stacked, x, y)
+    assert calls == {"hidden_preactivation": 4, "output_affine": 1, "softmax_nll_grad": 1, "output_vjp": 1,
+                     "tanh_vjp": 4, "hidden_vjp_h_prev": 4, "hidden_vjp_params": 1}
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], reference[key])
+    monkeypatch.setattr(k, "tanh_vjp", lambda g, h: g)          # a wrong rule must change the result
+    _, corrupted, _ = remedies.stacked_loss_and_grads(stacked, x, y)
+    assert not np.allclose(corrupted["W"], reference["W"])
+
+
+def test_a_non_finite_network_does_not_touch_the_others():
+    x, y = tasks.delayed_recall(3, 2, 6, 4, np.random.default_rng(0), blank=True)
+    nets = _networks()
+    stacked = remedies.stack_params(nets)
+    _, reference, _ = remedies.stacked_loss_and_grads(stacked, x, y)
+    stacked["V"][1] = np.inf                                   # network 1 produces inf and nan
+    loss, grads, _ = remedies.stacked_loss_and_grads(stacked, x, y)
+    assert not np.isfinite(loss[1])
+    for n in (0, 2, 3, 4, 5):
+        for key in grads:
+            np.testing.assert_array_equal(grads[key][n], reference[key][n])
+
+
+def test_stack_and_unstack_round_trip_and_reject_mismatched_sizes():
+    nets = _networks()
+    back = remedies.unstack_params(remedies.stack_params(nets))
+    assert len(back) == len(nets)
+    for p, q in zip(nets, back):
+        for key in remedies.STACK_KEYS:
+            np.testing.assert_array_equal(p[key], q[key])
+    other = remedies.init_params(3, 5, 4, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r'params_list\[1\]\["U"\] must have shape'):
+        remedies.stack_params([nets[0], other])
+    with pytest.raises(ValueError, match="at least one"):
+        remedies.stack_params([])
+    with pytest.raises(ValueError, match="activation"):
+        remedies.stacked_loss_and_grads(remedies.stack_params(nets), *tasks.delayed_recall(3, 1, 3, 2, np.random.default_rng(0), blank=True), activation="sigmoid")
+
+
+@pytest.mark.parametrize("clip", [{}, {"max_norm": 0.5}, {"clip_value": 0.05}])
+def test_train_stacked_equals_train_one_network_at_a_time(clip):
+    x, y = tasks.delayed_recall(3, 2, 8, 6, np.random.default_rng(0), blank=True)
+    nets = _networks()
+    params, history = remedies.train_stacked(remedies.stack_params(nets), (x, y), steps=20, lr=0.05, **clip)
+    assert np.all(history.diverged_at == -1)
+    for n, p in enumerate(nets):
+        ref_params, ref = train(p, (x, y), steps=20, lr=0.05, **clip)
+        np.testing.assert_allclose(history.loss[n], ref.loss, rtol=1e-10)
+        np.testing.assert_allclose(history.grad_norm[n], ref.grad_norm, rtol=1e-10)
+        for key in ref_params:
+            np.testing.assert_allclose(params[key][n], ref_params[key], rtol=1e-10, atol=1e-12)
+        run = history.run(n)
+        np.testing.assert_array_equal(run.loss, history.loss[n])
+        assert run.diverged_at is None
+
+
+def test_train_stacked_freezes_a_diverging_network_and_goes_on_with_the_others():
+    x, y = tasks.delayed_recall(3, 2, 8, 6, np.random.default_rng(0), blank=True)
+    nets = _networks()
+    bad = dict(nets[2], V=1.7e308 * np.sign(nets[2]["V"]))     # the logits overflow
+    stacked = remedies.stack_params(nets[:2] + [bad] + nets[3:])
+    params, history = remedies.train_stacked(stacked, (x, y), steps=5, lr=0.05)
+    assert history.diverged_at.tolist() == [-1, -1, 0, -1, -1, -1]
+    assert np.all(np.isnan(history.loss[2])) and history.run(2).diverged_at == 0 and history.run(2).loss.size == 0
+    np.testing.assert_array_equal(params["V"][2], bad["V"])       # frozen where it stopped
+    for n in (0, 1, 3):
+        _, ref = train(nets[n], (x, y), steps=5, lr=0.05)
+        np.testing.assert_allclose(history.loss[n], ref.loss, rtol=1e-10)
+
+
+def test_train_stacked_bad_input():
+    x, y = tasks.delayed_recall(3, 2, 4, 2, np.random.default_rng(0), blank=True)
+    stacked = remedies.stack_params(_networks())
+    with pytest.raises(ValueError, match="at most one"):
+        remedies.train_stacked(stacked, (x, y), steps=2, lr=0.1, max_norm=1.0, clip_value=1.0)
+    with pytest.raises(TypeError, match="data"):
+        remedies.train_stacked(stacked, [x, y], steps=2, lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        remedies.train_stacked(stacked, (x, y), steps=2, lr=-0.1)
+
+
+def test_classify_runs_applies_the_stated_thresholds():
+    nan = np.nan
+    history = remedies.StackedHistory(
+        loss=np.array([[10.0, 0.4], [10.0, 0.6], [10.0, 11.0], [10.0, 5.0], [nan, nan]]),
+        grad_norm=np.ones((5, 2)), diverged_at=np.array([-1, -1, -1, -1, 0]))
+    outcome = remedies.classify_runs(history, chance_loss=10.0)
+    assert outcome.tolist() == ["converged", "slow", "diverged", "slow", "diverged"]
+    assert remedies.classify_runs(history, 10.0, converged_below=0.7).tolist()[:2] == ["converged", "converged"]
+    with pytest.raises(ValueError, match="chance_loss"):
+        remedies.classify_runs(history, chance_loss=0.0)
+
+
+def test_new_figures_build():
+    import matplotlib.pyplot as plt
+
+    norms = np.abs(np.random.default_rng(0).standard_normal((2, 3, 4))) + 0.1
+    fig = remedies.plot_gradient_growth([5, 10, 20, 40], {"a": norms, "b": 2 * norms}, gains=(0.5, 2.0))
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    np.testing.assert_allclose(fig.axes[1].lines[1].get_ydata(), np.median(2 * norms[1], axis=0))
+    plt.close(fig)
+    history = remedies.StackedHistory(loss=np.ones((4, 3)), grad_norm=np.ones((4, 3)), diverged_at=-np.ones(4, int))
+    fig = remedies.plot_run_grid({"x": history, "y": history}, gains=(0.5, 2.0), n_seeds=2, chance_loss=2.0)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 4 + 2   # four runs, two threshold lines
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), 0.5)
+    plt.close(fig)
+
+
+def test_init_lag_norm_figure_builds():
+    import matplotlib.pyplot as plt
+
+    curves = {"tanh, Gaussian": np.linspace(1, 0.1, 5), "ReLU, Gaussian": np.linspace(1, 0.01, 5),
+              "ReLU, identity (IRNN)": np.ones(5)}
+    fig = remedies.plot_init_lag_norms(curves, curves)
+    ax_w, ax_j = fig.axes
+    assert len(ax_j.lines) == 3 and len(ax_w.lines) == 2           # "ReLU, Gaussian" skipped on the left
+    assert [line.get_label() for line in ax_w.lines] == ["Gaussian", "identity (IRNN)"]
+    assert ax_w.lines[1].get_linestyle() == "--"
+    plt.close(fig)
