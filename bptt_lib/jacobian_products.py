@@ -6,7 +6,7 @@ The derivation (:mod:`bptt_lib.derive.jacobian_products`) gives, for
 .. math::
 
     \frac{\partial h^{(t)}}{\partial h^{(k)}}
-    = \prod_{j=k+1}^{t} \operatorname{diag}\!\big(\phi'(a^{(j)})\big)\, W
+    = \prod_{j=t}^{k+1} \operatorname{diag}\!\big(\phi'(a^{(j)})\big)\, W
     \quad\text{(latest step on the left)},
     \qquad
     \Big\lVert \frac{\partial h^{(t)}}{\partial h^{(k)}} \Big\rVert_2

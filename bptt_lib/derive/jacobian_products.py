@@ -8,7 +8,7 @@ drive*), the chain rule through the intermediate states gives
 .. math::
 
     \frac{\partial h^{(t)}}{\partial h^{(k)}}
-    = \prod_{j=k+1}^{t} \operatorname{diag}\!\big(\phi'(a^{(j)})\big)\, W
+    = \prod_{j=t}^{k+1} \operatorname{diag}\!\big(\phi'(a^{(j)})\big)\, W
     = \operatorname{diag}\!\big(\phi'(a^{(t)})\big) W \cdots
       \operatorname{diag}\!\big(\phi'(a^{(k+1)})\big) W ,
 
@@ -205,7 +205,7 @@ def prove_step_jacobians(chain: SimpleNamespace) -> bool:
 
 
 def prove_jacobian_product(n_hidden: int = 2, lag: int = 2, activation="tanh") -> bool:
-    r"""Prove :math:`\partial h^{(t)}/\partial h^{(k)} = \prod_{j=k+1}^{t} \operatorname{diag}(\phi'(a^{(j)})) W`, latest left.
+    r"""Prove :math:`\partial h^{(t)}/\partial h^{(k)} = \prod_{j=t}^{k+1} \operatorname{diag}(\phi'(a^{(j)})) W`, latest left.
 
     Runs :func:`prove_chain_rule_product` and :func:`prove_step_jacobians` on
     :func:`chain_symbols` ``(n_hidden, lag, activation)``.
