@@ -24,7 +24,7 @@ Chapter                                     Modules
 ==========================================  ==========================================================
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # pyproject.toml and CITATION.cff say the same (tests/test_citation.py)
 
 from .clip import clip_by_global_norm, clip_by_value  # noqa: E402
 

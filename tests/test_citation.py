@@ -12,6 +12,8 @@ import jsonschema
 import pytest
 import yaml
 
+import bptt_lib
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "tests" / "data" / "citation-file-format-1.2.0.schema.json").read_text())
 
@@ -36,6 +38,7 @@ def test_citation_agrees_with_pyproject_and_config():
     cff = _citation()
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert cff["version"] == version
+    assert bptt_lib.__version__ == version
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert cff["repository-code"] == config["repository"]["url"]
     assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
