@@ -9,7 +9,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Python 3.11 or newer. The stamp names the Python version, so a .venv made by another Python
+# (or another version of it) is rebuilt on the next command.
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)
+STAMP  := $(VENV)/.installed-python-$(PY_VERSION)
 MATHJAX := _mathjax/mathjax/tex-chtml.js
 
 # nbval: strict comparison of stored outputs. A busy machine may need long to start a kernel
@@ -17,14 +20,23 @@ MATHJAX := _mathjax/mathjax/tex-chtml.js
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-kernel-startup-timeout 300 --nbval-cell-timeout 600
 
-.PHONY: book test portability reproducible student execute clean install
+.PHONY: book book-fast test portability reproducible student execute clean distclean install
 
 install: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+	    { echo "make: Python 3.11 or newer is needed; '$(PYTHON)' is: $$($(PYTHON) --version 2>&1)" >&2; \
+	      echo "make: run e.g. 'make PYTHON=python3.11 book'" >&2; exit 1; }
+	@if [ -f $(VENV)/pyvenv.cfg ] && ! grep -qx "version = $(PY_VERSION)" $(VENV)/pyvenv.cfg; then \
+	    echo "make: $(VENV) was made by another Python; rebuilding it with $(PYTHON) $(PY_VERSION)"; \
+	    rm -rf $(VENV); fi
+	@echo "make: creating $(VENV) with $(PYTHON) $(PY_VERSION)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "make: installing the pinned packages of requirements.txt (about a minute, 600 MB, once)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@echo "make: installing bptt_lib (editable)"
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -35,7 +47,17 @@ $(MATHJAX): package.json package-lock.json
 
 book: $(STAMP) $(MATHJAX)
 	rm -rf _build
+	@echo "make: executing every chapter and building the HTML (a few minutes)"
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+# For authors: rebuild reusing the execution of unchanged notebooks (jupyter-cache in
+# _build/.jupyter_cache). `make book` and CI always execute every notebook afresh.
+book-fast: $(STAMP) $(MATHJAX)
+	@mkdir -p _build
+	sed 's/^  execute_notebooks: force$$/  execute_notebooks: cache/' _config.yml > _build/_config.fast.yml
+	@grep -q 'execute_notebooks: cache' _build/_config.fast.yml || { echo "make: _config.yml has no 'execute_notebooks: force' line" >&2; exit 1; }
+	$(BIN)/jupyter-book build . --config _build/_config.fast.yml -W -n --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
@@ -67,3 +89,7 @@ execute: $(STAMP)
 
 clean:
 	rm -rf _build _mathjax student node_modules
+
+# Also the environment: the next command reinstalls it.
+distclean: clean
+	rm -rf $(VENV)
