@@ -6,7 +6,7 @@ r"""Chapter 10, long-term dependencies: the gap sweep and how far gradients reac
   :func:`gap_sweep` does this for a list of gaps.
 - :func:`train_recall_many` trains many such networks side by side, each with
   its own data, clipping and SGD step, as one stacked computation
-  (:func:`stacked_loss_and_grads`); :func:`seed_sweep` uses it to train one
+  (:func:`bptt_lib.stacked.loss_and_grads`); :func:`seed_sweep` uses it to train one
   network per gap, initialisation (:data:`INITS`) and seed, and
   :func:`plot_sweep`, :func:`plot_reach` draw the chapter's two figures.
 - :func:`backward_norms` measures how much of the gradient of one step's loss
@@ -15,7 +15,7 @@ r"""Chapter 10, long-term dependencies: the gap sweep and how far gradients reac
   .. math::
 
       n_j = \Big\lVert \frac{\partial L^{(t)}}{\partial h^{(t-j)}} \Big\rVert
-          = \Big\lVert \Big(\prod_{i=0}^{j-1} \operatorname{diag}\big(1 - (h^{(t-i)})^2\big) W\Big)^{\!\top}
+          = \Big\lVert \Big(\prod_{i=t}^{t-j+1} \operatorname{diag}\big(1 - (h^{(i)})^2\big) W\Big)^{\!\top}
             V^\top \nabla_{o^{(t)}} L^{(t)} \Big\rVert, \qquad j = 0, 1, \dots, t - 1,
 
   and :func:`gradient_ratio` is :math:`n_k / n_0`: the fraction of the error
@@ -31,9 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import rnn, tasks
-from .kernels import rnn_kernels
-from .softmax import onehot, softmax_and_log
+from . import rnn, stacked, tasks
 from .tasks import IGNORE
 from .training import History, train
 from .validation import as_array, positive_int, positive_number
@@ -41,7 +39,7 @@ from .validation import as_array, positive_int, positive_number
 __all__ = [
     "RecallRun", "train_recall", "gap_sweep", "backward_norms", "gradient_ratio",
     "decay_rate", "shift_register_params", "evaluation_batch",
-    "stacked_loss_and_grads", "BatchRuns", "train_recall_many", "INITS", "Sweep", "initial_params", "seed_sweep",
+    "BatchRuns", "train_recall_many", "INITS", "Sweep", "initial_params", "seed_sweep",
     "plot_sweep", "plot_reach",
 ]
 
@@ -241,77 +239,6 @@ def shift_register_params(n_symbols: int, gap: int, *, n_hidden: int | None = No
 # --- many networks at once ------------------------------------------------------------
 
 
-PARAM_KEYS = ("U", "W", "V", "b", "c")
-
-
-def _stack(nets: list[dict]) -> dict:
-    return {key: np.stack([np.asarray(net[key], dtype=np.float64) for net in nets]) for key in PARAM_KEYS}
-
-
-def _unstack(stacked: dict, r: int) -> dict:
-    return {key: stacked[key][r].copy() for key in PARAM_KEYS}
-
-
-def stacked_loss_and_grads(P: dict, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict]:
-    r""":func:`bptt_lib.tasks.masked_loss_and_grads` for ``R`` independent networks at once.
-
-    The networks are stacked on a leading axis (``P["W"]`` is ``(R, H, H)``) and
-    network ``r`` sees its own batch ``x[:, r]``, ``y[:, r]``. The recursion is
-    :func:`bptt_lib.rnn.backward`'s, with each matrix product taken per network
-    (``np.matmul`` over the leading axis) and the elementwise rules, the
-    softmax-NLL gradient and the tanh VJP, the generated kernels themselves.
-    ``tests/test_long_term.py`` checks it against ``masked_loss_and_grads``
-    network by network.
-
-    Parameters
-    ----------
-    P : dict
-        ``U`` (R, H, D), ``W`` (R, H, H), ``V`` (R, K, H), ``b`` (R, H), ``c`` (R, K).
-    x : ndarray, (T, R, B, D)
-    y : ndarray of int, (T, R, B)
-        Classes or :data:`IGNORE`.
-
-    Returns
-    -------
-    loss : ndarray, (R,)
-    grads : dict
-        Same keys and shapes as ``P``.
-    """
-    k = rnn_kernels()
-    T, R, B, D = x.shape
-    H, K = P["W"].shape[1], P["V"].shape[1]
-    Wt, Ut, Vt = (np.ascontiguousarray(np.swapaxes(P[key], 1, 2)) for key in ("W", "U", "V"))
-    x = np.ascontiguousarray(np.swapaxes(x, 0, 1))                       # (R, T, B, D): network first
-    y = np.swapaxes(y, 0, 1)
-    ux = (x.reshape(R, T * B, D) @ Ut).reshape(R, T, B, H) + P["b"][:, None, None, :]   # U x + b, every step
-    h = np.zeros((R, T + 1, B, H))
-    for t in range(T):
-        h[:, t + 1] = np.tanh(h[:, t] @ Wt + ux[:, t])
-    h_seq = h[:, 1:].reshape(R, T * B, H)
-    o = (h_seq @ Vt + P["c"][:, None, :]).reshape(R, T, B, K)
-    yhat, log_yhat = softmax_and_log(o)
-    keep = y != IGNORE
-    y_filled = np.where(keep, y, 0)
-    picked = np.take_along_axis(log_yhat, y_filled[..., None], axis=-1)[..., 0]
-    loss = -np.sum(picked * keep, axis=(1, 2)) / B
-    G_o = (k.softmax_nll_grad(yhat, onehot(y_filled, K), B) * keep[..., None]).reshape(R, T * B, K)
-    grad_h_from_o = (G_o @ P["V"]).reshape(R, T, B, H)
-    G_a = np.empty((R, T, B, H))
-    dh_next = np.zeros((R, B, H))
-    for t in reversed(range(T)):
-        G_a[:, t] = k.tanh_vjp(grad_h_from_o[:, t] + dh_next, h[:, t + 1])
-        dh_next = G_a[:, t] @ P["W"]
-    G_a_t = np.swapaxes(G_a.reshape(R, T * B, H), 1, 2)                  # sums over t and b as products
-    grads = {
-        "U": G_a_t @ x.reshape(R, T * B, D),
-        "W": G_a_t @ h[:, :-1].reshape(R, T * B, H),
-        "V": np.swapaxes(G_o, 1, 2) @ h_seq,
-        "b": G_a.sum(axis=(1, 2)),
-        "c": G_o.sum(axis=1),
-    }
-    return loss, grads
-
-
 @dataclass
 class BatchRuns:
     """What :func:`train_recall_many` returns: ``R`` runs trained side by side.
@@ -345,7 +272,8 @@ def train_recall_many(gap: int, initials: list, seeds, *, n_symbols: int = 4, ex
     :func:`bptt_lib.tasks.recall_batches` with seed ``seeds[r]`` (networks with
     the same seed see the same data), by full BPTT with its own gradient clipped
     to global norm ``max_norm`` and plain SGD: :func:`bptt_lib.training.train`,
-    run for all networks in one stacked computation (:func:`stacked_loss_and_grads`).
+    run for all networks in one stacked computation: :func:`bptt_lib.stacked.loss_and_grads`,
+    with ``x`` (T, R, B, D) and ``y`` (T, R, B) holding each network's own batch.
     """
     gap, extra = positive_int("gap", gap), positive_int("extra", extra)
     steps, max_norm = positive_int("steps", steps), positive_number("max_norm", max_norm)
@@ -354,7 +282,7 @@ def train_recall_many(gap: int, initials: list, seeds, *, n_symbols: int = 4, ex
     if not initials or len(initials) != len(seeds):
         raise ValueError("initials and seeds must be non-empty and of equal length; "
                          f"got {len(initials)} and {len(seeds)}")
-    P = _stack(initials)
+    P = stacked.stack_params(initials)
     unique = sorted(set(seeds))
     column = [unique.index(s) for s in seeds]
     data = [tasks.recall_batches(n_symbols, gap, gap + extra, batch, s) for s in unique]
@@ -363,14 +291,14 @@ def train_recall_many(gap: int, initials: list, seeds, *, n_symbols: int = 4, ex
         drawn = [d(step) for d in data]
         x = np.stack([drawn[c][0] for c in column], axis=1)
         y = np.stack([drawn[c][1] for c in column], axis=1)
-        loss, grads = stacked_loss_and_grads(P, x, y)
+        loss, grads, _ = stacked.loss_and_grads(P, x, y)
         norm = np.sqrt(sum(np.sum(g.reshape(len(seeds), -1) ** 2, axis=1) for g in grads.values()))
         factor = np.where(norm > max_norm, max_norm / norm, 1.0)
-        for key in PARAM_KEYS:
+        for key in stacked.STACK_KEYS:
             P[key] = P[key] - lr * (grads[key] * factor.reshape((-1,) + (1,) * (P[key].ndim - 1)))
         losses.append(loss)
         norms.append(norm)
-    params = [_unstack(P, r) for r in range(len(seeds))]
+    params = stacked.unstack_params(P)
     accuracy = np.array([
         tasks.accuracy(p, *evaluation_batch(gap, n_symbols=n_symbols, extra=extra, batch=eval_batch, seed=s))
         for p, s in zip(params, seeds)])

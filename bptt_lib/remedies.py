@@ -10,8 +10,10 @@ r"""Numerical companions of the chapter *Remedies: clipping, initialisation, ReL
   ReLU rule ``relu_vjp`` is generated from :mod:`bptt_lib.derive.relu`
   (:func:`bptt_lib.jacobian_products.relu_kernels`).
 - Many networks trained at once on the same batch, for experiments over seeds and
-  settings (:func:`stack_params`, :func:`stacked_loss_and_grads`, :func:`train_stacked`,
-  :func:`classify_runs`): the generated kernels applied to stacks of matrices.
+  settings: :func:`classify_runs` sorts the runs by outcome. The stacked pass and its
+  training loop are :mod:`bptt_lib.stacked`'s (re-exported here as
+  :func:`stack_params`, :func:`stacked_loss_and_grads` = :func:`bptt_lib.stacked.loss_and_grads`,
+  :func:`train_stacked` = :func:`bptt_lib.stacked.train`, :class:`StackedHistory`).
 - Figures: :func:`plot_clipping_geometry`, :func:`plot_histories`,
   :func:`plot_gradient_growth`, :func:`plot_run_grid`, :func:`plot_init_lag_norms`.
 
@@ -23,27 +25,24 @@ this module does not repeat them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import rnn
-from .clip import clip_by_global_norm, clip_by_value, global_norm
+from . import rnn, stacked
+from .clip import clip_by_global_norm, clip_by_value
 from .jacobian_products import check_rng, orthogonalise, relu_kernels
-from .kernels import rnn_kernels
-from .optim import sgd_step
 from .plotting import COLORS
-from .softmax import onehot, softmax_and_log
-from .training import History
+from .stacked import STACK_KEYS, Stack, StackedHistory, stack_params, unstack_params  # noqa: F401 (re-exported)
 from .validation import as_array, positive_int, positive_number, require_finite
 
 __all__ = [
     "orthogonalise", "init_gaussian", "init_orthogonal", "init_identity", "init_params",
     "relu_forward", "relu_loss", "relu_backward", "relu_loss_and_grads",
     "plot_clipping_geometry", "plot_histories",
-    "Stack", "stack_params", "unstack_params", "stacked_loss_and_grads", "StackedHistory", "train_stacked",
+    "Stack", "STACK_KEYS", "stack_params", "unstack_params", "stacked_loss_and_grads", "StackedHistory",
+    "train_stacked",
     "OUTCOMES", "classify_runs", "plot_gradient_growth", "plot_run_grid", "plot_init_lag_norms",
 ]
 
@@ -305,221 +304,11 @@ def plot_histories(histories: Mapping, *, title: str = "", log_loss: bool = Fals
 
 
 # --- many networks at once -----------------------------------------------------------
+# The stacked pass and its training loop live in bptt_lib.stacked; the names below are the
+# ones this chapter's notebook uses.
 
-
-class Stack(np.ndarray):
-    """A stack of matrices, shape ``(N, rows, cols)``, whose ``.dot`` and ``.T`` act on each matrix.
-
-    The generated kernels of :func:`bptt_lib.kernels.rnn_kernels` are written with
-    ``A.dot(B)`` and ``A.T``. Given :class:`Stack` arrays they compute the same
-    formulas for ``N`` networks at once (``np.matmul`` over the last two axes),
-    with no arithmetic shared between networks.
-    """
-
-    @property
-    def T(self):  # noqa: N802 (NumPy's name)
-        return np.swapaxes(self, -1, -2)
-
-    def dot(self, other):
-        return np.matmul(self, other)
-
-
-def _stack(a) -> Stack:
-    return np.asarray(a, dtype=np.float64).view(Stack)
-
-
-STACK_KEYS = ("U", "W", "V", "b", "c")
-
-
-def stack_params(params_list) -> dict:
-    """Stack the parameter dicts of ``N`` networks of equal sizes: each array gets a leading axis ``N``."""
-    if not params_list:
-        raise ValueError("params_list must hold at least one parameter dict")
-    checked = [rnn.check_params(p, {}, kind="float") for p in params_list]
-    shapes = {key: checked[0][key].shape for key in STACK_KEYS}
-    for i, p in enumerate(checked):
-        for key in STACK_KEYS:
-            if p[key].shape != shapes[key]:
-                raise ValueError(f'params_list[{i}]["{key}"] must have shape {shapes[key]}; got {p[key].shape}')
-    return {key: np.stack([p[key] for p in checked]) for key in STACK_KEYS}
-
-
-def unstack_params(stacked: dict) -> list:
-    """The inverse of :func:`stack_params`: a list of ``N`` parameter dicts."""
-    n = stacked["W"].shape[0]
-    return [{key: np.array(stacked[key][i]) for key in STACK_KEYS} for i in range(n)]
-
-
-def stacked_loss_and_grads(stacked: dict, x, y, *, activation: str = "tanh") -> tuple[np.ndarray, dict, np.ndarray]:
-    r"""Loss and full-BPTT gradients of ``N`` RNNs (tanh or ReLU) on the same batch, in one pass.
-
-    The recursion of :func:`bptt_lib.rnn.backward`, with the same generated kernels
-    (``hidden_preactivation``, ``output_affine``, ``softmax_nll_grad``, ``output_vjp``,
-    ``tanh_vjp`` or ``relu_vjp``, ``hidden_vjp_h_prev``, ``hidden_vjp_params``) applied to
-    :class:`Stack` arrays, so that network ``n`` gets exactly the formulas of
-    :func:`bptt_lib.rnn.loss_and_grads` or :func:`relu_loss_and_grads` (equal to
-    round-off; see the tests). A network whose values stop being finite does not
-    affect the others.
-
-    Parameters
-    ----------
-    stacked : dict
-        From :func:`stack_params`: ``"U"`` (N, H, D), ``"W"`` (N, H, H), ``"V"`` (N, K, H),
-        ``"b"`` (N, H), ``"c"`` (N, K).
-    x : array_like, (T, B, D)
-        The same inputs for every network.
-    y : array_like of int, (T, B)
-    activation : {"tanh", "relu"}
-
-    Returns
-    -------
-    loss : ndarray, (N,)
-        Each network's loss, summed over time and averaged over the batch.
-    grads : dict
-        Same keys and shapes as ``stacked``.
-    grad_h : ndarray, (N, T, B, H)
-        ``grad_h[n, t - 1]`` is :math:`\nabla_{h^{(t)}} L` of network ``n``.
-    """
-    p = {key: np.asarray(stacked[key], dtype=np.float64) for key in STACK_KEYS}
-    n_nets, n_hidden, n_in = p["U"].shape
-    n_out = p["V"].shape[1]
-    sizes = {"H": n_hidden, "D": n_in, "K": n_out}
-    x = as_array("x", x, ("T", "B", "D"), sizes)
-    y = rnn.check_targets(y, dict(sizes, T=x.shape[0], B=x.shape[1]))
-    if activation not in ("tanh", "relu"):
-        raise ValueError(f'activation must be "tanh" or "relu"; got {activation!r}')
-    k = rnn_kernels()
-    act, act_vjp = (np.tanh, k.tanh_vjp) if activation == "tanh" else (_relu, relu_kernels().relu_vjp)
-    T, B, _ = x.shape
-    W, U, V = _stack(p["W"]), _stack(p["U"]), _stack(p["V"])
-    b, c = _stack(p["b"][:, None, :]), _stack(p["c"][:, None, :])
-    h = np.zeros((n_nets, T + 1, B, n_hidden))
-    one_B = _stack(np.ones((1, B, 1)))
-    with np.errstate(all="ignore"):     # a diverging network is reported by its non-finite values
-        for t in range(T):
-            h[:, t + 1] = act(k.hidden_preactivation(_stack(h[:, t]), _stack(x[t][None]), W, U, b, one_B))
-        h_out = _stack(h[:, 1:].reshape(n_nets, T * B, n_hidden))
-        one_TB = _stack(np.ones((1, T * B, 1)))
-        o = np.asarray(k.output_affine(h_out, V, c, one_TB))
-        yhat, log_yhat = softmax_and_log(o)
-        target = onehot(y.reshape(-1), n_out)
-        loss = -np.sum(log_yhat * target, axis=(1, 2)) / B
-        G_o = _stack(k.softmax_nll_grad(yhat, target[None], B))
-        dV, dc, grad_h_from_o = k.output_vjp(G_o, h_out, V, one_TB)
-        grad_h_from_o = np.asarray(grad_h_from_o).reshape(n_nets, T, B, n_hidden)
-        grad_h = np.empty((n_nets, T, B, n_hidden))
-        G_a = np.empty((n_nets, T, B, n_hidden))
-        dh_next = np.zeros((n_nets, B, n_hidden))
-        for t in reversed(range(T)):
-            grad_h[:, t] = grad_h_from_o[:, t] + dh_next
-            G_a[:, t] = act_vjp(grad_h[:, t], h[:, t + 1])
-            dh_next = np.asarray(k.hidden_vjp_h_prev(_stack(G_a[:, t]), W))
-        dW, dU, db = k.hidden_vjp_params(_stack(G_a.reshape(n_nets, T * B, n_hidden)),
-                                         _stack(h[:, :-1].reshape(n_nets, T * B, n_hidden)),
-                                         _stack(x.reshape(1, T * B, n_in)), one_TB)
-    grads = {"U": np.asarray(dU), "W": np.asarray(dW), "V": np.asarray(dV),
-             "b": np.asarray(db).reshape(n_nets, n_hidden), "c": np.asarray(dc).reshape(n_nets, n_out)}
-    return loss, grads, grad_h
-
-
-@dataclass
-class StackedHistory:
-    """What :func:`train_stacked` records for each of its ``N`` networks.
-
-    Attributes
-    ----------
-    loss : ndarray, (N, steps)
-        Loss at each step, before that step's update; ``nan`` after a network diverged.
-    grad_norm : ndarray, (N, steps)
-        Global norm of each network's gradient before clipping; ``nan`` after divergence.
-    diverged_at : ndarray of int, (N,)
-        The step at which a network's loss, gradient or parameters stopped being
-        finite (that network is frozen from then on), or ``-1``.
-    """
-
-    loss: np.ndarray
-    grad_norm: np.ndarray
-    diverged_at: np.ndarray
-
-    def run(self, n: int):
-        """Network ``n``'s record as a :class:`bptt_lib.training.History` (steps up to divergence)."""
-        stop = self.loss.shape[1] if self.diverged_at[n] < 0 else int(self.diverged_at[n])
-        return History(loss=self.loss[n, :stop].copy(), grad_norm=self.grad_norm[n, :stop].copy(),
-                       diverged_at=None if self.diverged_at[n] < 0 else int(self.diverged_at[n]))
-
-
-def train_stacked(stacked: dict, data, *, steps: int, lr: float, max_norm: float | None = None,
-                  clip_value: float | None = None, activation: str = "tanh") -> tuple[dict, StackedHistory]:
-    """:func:`bptt_lib.training.train` for ``N`` RNNs at once, on the same batch.
-
-    Each network is trained exactly as :func:`bptt_lib.training.train` would train it
-    alone: loss and gradient by :func:`stacked_loss_and_grads`, then its own
-    clipping (:func:`bptt_lib.clip.clip_by_global_norm` on its own gradient, or
-    :func:`bptt_lib.clip.clip_by_value`), then :func:`bptt_lib.optim.sgd_step`. A
-    network whose loss, gradient or parameters stop being finite is frozen and
-    recorded in ``diverged_at``; the others go on.
-
-    Parameters
-    ----------
-    stacked : dict
-        From :func:`stack_params` (not modified).
-    data : tuple ``(x, y)``
-        The same batch at every step.
-    steps : int
-    lr : float
-    max_norm, clip_value : float, optional
-        At most one: clipping by global norm or by value, per network.
-    activation : {"tanh", "relu"}
-        As in :func:`stacked_loss_and_grads`.
-
-    Returns
-    -------
-    params : dict
-        The trained stacked parameters.
-    history : StackedHistory
-    """
-    steps = positive_int("steps", steps, low=0)
-    lr = positive_number("lr", lr)
-    if max_norm is not None and clip_value is not None:
-        raise ValueError("give at most one of max_norm and clip_value")
-    if max_norm is not None:
-        max_norm = positive_number("max_norm", max_norm)
-    if clip_value is not None:
-        clip_value = positive_number("clip_value", clip_value)
-    if not (isinstance(data, tuple) and len(data) == 2):
-        raise TypeError("data must be a tuple (x, y)")
-    x, y = data
-    params = {key: np.array(stacked[key], dtype=np.float64) for key in STACK_KEYS}
-    n_nets = params["W"].shape[0]
-    losses = np.full((n_nets, steps), np.nan)
-    norms = np.full((n_nets, steps), np.nan)
-    diverged_at = np.full(n_nets, -1)
-    for step in range(steps):
-        loss, grads, _ = stacked_loss_and_grads(params, x, y, activation=activation)
-        update = {key: np.zeros_like(value) for key, value in params.items()}
-        for n in np.nonzero(diverged_at < 0)[0]:
-            g = {key: grads[key][n] for key in STACK_KEYS}
-            if not (np.isfinite(loss[n]) and all(np.all(np.isfinite(v)) for v in g.values())):
-                diverged_at[n] = step
-                continue
-            losses[n, step] = loss[n]
-            if max_norm is not None:
-                g, norms[n, step] = clip_by_global_norm(g, max_norm)
-            elif clip_value is not None:
-                g, norms[n, step] = clip_by_value(g, clip_value)
-            else:
-                norms[n, step] = global_norm(g)
-            for key in STACK_KEYS:
-                update[key][n] = g[key]
-        with np.errstate(over="ignore", invalid="ignore"):
-            new = sgd_step(params, update, lr)
-        for n in np.nonzero(diverged_at < 0)[0]:
-            if all(np.all(np.isfinite(new[key][n])) for key in STACK_KEYS):
-                for key in STACK_KEYS:
-                    params[key][n] = new[key][n]
-            else:
-                diverged_at[n] = step + 1
-    return params, StackedHistory(loss=losses, grad_norm=norms, diverged_at=diverged_at)
+stacked_loss_and_grads = stacked.loss_and_grads
+train_stacked = stacked.train
 
 
 OUTCOMES = ("converged", "slow", "diverged")

@@ -1,4 +1,7 @@
-"""Tests of chapter 10's stacked training (many networks at once) and the seed sweep."""
+"""Tests of chapter 10's stacked training (many networks at once) and the seed sweep.
+
+The stacked pass itself (bptt_lib.stacked) is tested in tests/test_stacked.py.
+"""
 
 import matplotlib
 
@@ -15,33 +18,6 @@ from bptt_lib.training import train  # noqa: E402
 def _nets(n, H=6, D=4, seed=0):
     rng = np.random.default_rng(seed)
     return [rnn.init_params(D, H, D, rng=rng) for _ in range(n)]
-
-
-def test_stacked_loss_and_grads_equal_the_masked_loss_of_each_network():
-    nets = _nets(3)
-    # Each network its own batch, with IGNORE steps (gap 3 of T = 7).
-    batches = [tasks.delayed_recall(4, 3, 7, 5, np.random.default_rng(10 + r)) for r in range(3)]
-    x = np.stack([b[0] for b in batches], axis=1)
-    y = np.stack([b[1] for b in batches], axis=1)
-    loss, grads = lt.stacked_loss_and_grads(lt._stack(nets), x, y)
-    assert loss.shape == (3,) and grads["W"].shape == (3, 6, 6)
-    for r, net in enumerate(nets):
-        ref_loss, ref = tasks.masked_loss_and_grads(net, *batches[r])
-        assert loss[r] == pytest.approx(ref_loss, rel=1e-12)
-        for key in ref:
-            np.testing.assert_allclose(grads[key][r], ref[key], rtol=1e-9, atol=1e-14 * np.abs(ref[key]).max())
-
-
-def test_stacked_gradient_of_one_network_ignores_the_others():
-    nets = _nets(2)
-    x, y = tasks.delayed_recall(4, 2, 6, 3, np.random.default_rng(1))
-    xx, yy = np.stack([x, x], axis=1), np.stack([y, y], axis=1)
-    _, before = lt.stacked_loss_and_grads(lt._stack(nets), xx, yy)
-    changed = [nets[0], dict(nets[1], W=3.0 * nets[1]["W"])]
-    _, after = lt.stacked_loss_and_grads(lt._stack(changed), xx, yy)
-    for key in before:
-        np.testing.assert_array_equal(after[key][0], before[key][0])
-        assert not np.allclose(after[key][1], before[key][1])
 
 
 @pytest.mark.parametrize("max_norm", [0.3, 1e6])   # clipped at (almost) every step / never
