@@ -40,8 +40,8 @@ from .kernels import rnn_kernels
 from .optim import sgd_step
 from .softmax import onehot, softmax_and_log
 from .tasks import IGNORE
-from .training import History
-from .validation import as_array, positive_int, positive_number, require_finite, require_keys
+from .training import History, check_schedule
+from .validation import as_array, require_finite, require_keys
 
 __all__ = ["Stack", "STACK_KEYS", "stack_params", "unstack_params", "loss_and_grads",
            "StackedHistory", "train"]
@@ -268,14 +268,7 @@ def train(stacked: dict, data, *, steps: int, lr: float, max_norm: float | None 
         The trained stacked parameters.
     history : StackedHistory
     """
-    steps = positive_int("steps", steps, low=0)
-    lr = positive_number("lr", lr)
-    if max_norm is not None and clip_value is not None:
-        raise ValueError("give at most one of max_norm and clip_value")
-    if max_norm is not None:
-        max_norm = positive_number("max_norm", max_norm)
-    if clip_value is not None:
-        clip_value = positive_number("clip_value", clip_value)
+    steps, lr, max_norm, clip_value = check_schedule(steps, lr, max_norm, clip_value)
     if not (isinstance(data, tuple) and len(data) == 2):
         raise TypeError("data must be a tuple (x, y)")
     x, y = data

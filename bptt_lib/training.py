@@ -38,6 +38,23 @@ class History:
     diverged_at: int | None = None
 
 
+def check_schedule(steps, lr, max_norm=None, clip_value=None):
+    """Validate the training schedule shared by :func:`train` and :func:`bptt_lib.stacked.train`.
+
+    Returns ``(steps, lr, max_norm, clip_value)`` as an int and floats (or None);
+    raises ValueError naming the argument otherwise, or when both clippings are given.
+    """
+    steps = positive_int("steps", steps, low=0)
+    lr = positive_number("lr", lr)
+    if max_norm is not None and clip_value is not None:
+        raise ValueError("give at most one of max_norm and clip_value")
+    if max_norm is not None:
+        max_norm = positive_number("max_norm", max_norm)
+    if clip_value is not None:
+        clip_value = positive_number("clip_value", clip_value)
+    return steps, lr, max_norm, clip_value
+
+
 def train(
     params: Mapping,
     data,
@@ -76,14 +93,7 @@ def train(
         Losses and gradient norms; ``history.diverged_at`` is set if training
         stopped because a loss or gradient was no longer finite.
     """
-    steps = positive_int("steps", steps, low=0)
-    lr = positive_number("lr", lr)
-    if max_norm is not None and clip_value is not None:
-        raise ValueError("give at most one of max_norm and clip_value")
-    if max_norm is not None:
-        max_norm = positive_number("max_norm", max_norm)
-    if clip_value is not None:
-        clip_value = positive_number("clip_value", clip_value)
+    steps, lr, max_norm, clip_value = check_schedule(steps, lr, max_norm, clip_value)
     if not callable(data):
         if not (isinstance(data, tuple) and len(data) == 2):
             raise TypeError("data must be a tuple (x, y) or a callable step -> (x, y)")
