@@ -11,9 +11,9 @@ r"""Numerical companions of the chapter *Remedies: clipping, initialisation, ReL
   (:func:`bptt_lib.jacobian_products.relu_kernels`).
 - Many networks trained at once on the same batch, for experiments over seeds and
   settings: :func:`classify_runs` sorts the runs by outcome. The stacked pass and its
-  training loop are :mod:`bptt_lib.stacked`'s (re-exported here as
-  :func:`stack_params`, :func:`stacked_loss_and_grads` = :func:`bptt_lib.stacked.loss_and_grads`,
-  :func:`train_stacked` = :func:`bptt_lib.stacked.train`, :class:`StackedHistory`).
+  training loop are :mod:`bptt_lib.stacked`'s (:func:`bptt_lib.stacked.stack_params`,
+  :func:`bptt_lib.stacked.loss_and_grads`, :func:`bptt_lib.stacked.train`); the chapter calls
+  them there.
 - Figures: :func:`plot_clipping_geometry`, :func:`plot_histories`,
   :func:`plot_gradient_growth`, :func:`plot_run_grid`, :func:`plot_init_lag_norms`.
 
@@ -30,19 +30,17 @@ from typing import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import rnn, stacked
+from . import rnn
 from .clip import clip_by_global_norm, clip_by_value
 from .jacobian_products import check_rng, orthogonalise, relu_kernels
 from .plotting import COLORS
-from .stacked import STACK_KEYS, Stack, StackedHistory, stack_params, unstack_params  # noqa: F401 (re-exported)
+from .stacked import StackedHistory
 from .validation import as_array, positive_int, positive_number, require_finite
 
 __all__ = [
     "orthogonalise", "init_gaussian", "init_orthogonal", "init_identity", "init_params",
     "relu_forward", "relu_loss", "relu_backward", "relu_loss_and_grads",
     "plot_clipping_geometry", "plot_histories",
-    "Stack", "STACK_KEYS", "stack_params", "unstack_params", "stacked_loss_and_grads", "StackedHistory",
-    "train_stacked",
     "OUTCOMES", "classify_runs", "plot_gradient_growth", "plot_run_grid", "plot_init_lag_norms",
 ]
 
@@ -304,11 +302,7 @@ def plot_histories(histories: Mapping, *, title: str = "", log_loss: bool = Fals
 
 
 # --- many networks at once -----------------------------------------------------------
-# The stacked pass and its training loop live in bptt_lib.stacked; the names below are the
-# ones this chapter's notebook uses.
-
-stacked_loss_and_grads = stacked.loss_and_grads
-train_stacked = stacked.train
+# The stacked pass and its training loop live in bptt_lib.stacked; here only the verdicts.
 
 
 OUTCOMES = ("converged", "slow", "diverged")

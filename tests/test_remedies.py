@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bptt_lib import gradcheck, remedies, rnn, tasks
+from bptt_lib import gradcheck, remedies, rnn, stacked, tasks
 from bptt_lib import jacobian_products as jp
 from bptt_lib.clip import global_norm
 from bptt_lib.derive import relu as derive_relu
@@ -365,9 +365,15 @@ def test_orthogonalise_checker_accepts_the_reference_and_rejects_wrong_answers()
 # The stacked pass and its training loop are tested in tests/test_stacked.py.
 
 
+def test_the_stacked_functions_have_one_home():
+    # bptt_lib.stacked is the one implementation; remedies keeps no second name for it
+    for name in ("stacked_loss_and_grads", "train_stacked", "stack_params", "unstack_params"):
+        assert not hasattr(remedies, name) and name not in remedies.__all__
+
+
 def test_classify_runs_applies_the_stated_thresholds():
     nan = np.nan
-    history = remedies.StackedHistory(
+    history = stacked.StackedHistory(
         loss=np.array([[10.0, 0.4], [10.0, 0.6], [10.0, 11.0], [10.0, 5.0], [nan, nan]]),
         grad_norm=np.ones((5, 2)), diverged_at=np.array([-1, -1, -1, -1, 0]))
     outcome = remedies.classify_runs(history, chance_loss=10.0)
@@ -385,7 +391,7 @@ def test_new_figures_build():
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
     np.testing.assert_allclose(fig.axes[1].lines[1].get_ydata(), np.median(2 * norms[1], axis=0))
     plt.close(fig)
-    history = remedies.StackedHistory(loss=np.ones((4, 3)), grad_norm=np.ones((4, 3)), diverged_at=-np.ones(4, int))
+    history = stacked.StackedHistory(loss=np.ones((4, 3)), grad_norm=np.ones((4, 3)), diverged_at=-np.ones(4, int))
     fig = remedies.plot_run_grid({"x": history, "y": history}, gains=(0.5, 2.0), n_seeds=2, chance_loss=2.0)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 4 + 2   # four runs, two threshold lines
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), 0.5)

@@ -313,9 +313,3 @@ def test_train_bad_input():
         stacked.train(params, [x, y], steps=2, lr=0.1)
     with pytest.raises(ValueError, match="lr"):
         stacked.train(params, (x, y), steps=2, lr=-0.1)
-
-
-def test_remedies_keeps_its_names_for_the_stacked_functions():
-    assert remedies.stacked_loss_and_grads is stacked.loss_and_grads
-    assert remedies.train_stacked is stacked.train
-    assert remedies.stack_params is stacked.stack_params and remedies.StackedHistory is stacked.StackedHistory
