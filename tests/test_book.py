@@ -155,7 +155,7 @@ WORD_BUDGET_PARTS_I_II = 16_500
 
 
 def prose_words(path: Path) -> int:
-    """Words of prose in a notebook's markdown cells, display math excluded (as /tmp/brief/words.py)."""
+    """Words of prose in a notebook's markdown cells, display math excluded."""
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)
