@@ -54,10 +54,10 @@ book: $(STAMP) $(MATHJAX)
 # For authors: rebuild reusing the execution of unchanged notebooks (jupyter-cache in
 # _build/.jupyter_cache). `make book` and CI always execute every notebook afresh.
 book-fast: $(STAMP) $(MATHJAX)
-	@mkdir -p _build
-	sed 's/^  execute_notebooks: force$$/  execute_notebooks: cache/' _config.yml > _build/_config.fast.yml
-	@grep -q 'execute_notebooks: cache' _build/_config.fast.yml || { echo "make: _config.yml has no 'execute_notebooks: force' line" >&2; exit 1; }
-	$(BIN)/jupyter-book build . --config _build/_config.fast.yml -W -n --keep-going
+	@# The copy sits beside _config.yml: local extensions (_ext/) are found relative to it.
+	sed 's/^  execute_notebooks: force$$/  execute_notebooks: cache/' _config.yml > .book-fast.yml
+	@grep -q 'execute_notebooks: cache' .book-fast.yml || { echo "make: _config.yml has no 'execute_notebooks: force' line" >&2; exit 1; }
+	$(BIN)/jupyter-book build . --config .book-fast.yml -W -n --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)

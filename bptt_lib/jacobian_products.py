@@ -126,7 +126,7 @@ def orthogonalise(A) -> np.ndarray:
     With that sign convention the factorisation of a full-rank square matrix is
     unique, so the result is a deterministic function of ``A``. Applied to a
     matrix of independent standard normal entries it gives a matrix distributed
-    uniformly (Haar) over the orthogonal group. Used by :func:`recurrent_weight`
+    uniformly (Haar) over the orthogonal group. Used by :func:`~bptt_lib.jacobian_products.recurrent_weight`
     and by :func:`bptt_lib.remedies.init_orthogonal` (which re-exports it).
 
     Parameters

@@ -21,6 +21,7 @@ from .derive import activations, rnn_step, softmax_nll
 
 __all__ = ["rnn_kernels", "KERNEL_NAMES"]
 
+#: The names of the generated kernels that :func:`rnn_kernels` returns.
 KERNEL_NAMES = (
     "hidden_preactivation", "output_affine",
     "tanh_vjp", "sigmoid_vjp",

@@ -62,6 +62,7 @@ class Stack(np.ndarray):
 
     @property
     def T(self):  # noqa: N802 (NumPy's name)
+        """Each matrix of the stack transposed (the last two axes swapped)."""
         return np.swapaxes(self, -1, -2)
 
     def dot(self, other):

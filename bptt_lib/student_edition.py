@@ -7,7 +7,7 @@ Usage::
 
 For every notebook in the book:
 
-- text between ```` ```{solution-start} ```` and ```` ```{solution-end} ```` is
+- text between the ``solution-start`` and ``solution-end`` markers is
   removed (the solution's explanation, the dropdown markers);
 - each code cell tagged ``solution`` becomes a stub: every function it defines
   keeps its signature and docstring, and its body raises ``NotImplementedError``,

@@ -296,7 +296,7 @@ def componentwise_gradients(rnn: SimpleNamespace) -> dict:
     dict
         ``"c"``, ``"b"``, ``"V"``, ``"W"``, ``"U"``: matrices of each
         parameter's shape; entry ``(i, j)`` of ``grads["W"]`` is
-        :math:`\partial L / \partial W_{ij}` of :attr:`rnn.loss`, in the leaves.
+        :math:`\partial L / \partial W_{ij}` of :func:`bptt_lib.rnn.loss`, in the leaves.
         ``"h"``: list over ``t = 1..T`` of :math:`\partial L / \partial h^{(t)}_i`,
         where :math:`h^{(t)}` is held as its state symbol and the later states
         are written out in it. ``"o"``: likewise for the logits (only
