@@ -24,7 +24,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml etc/ipython_kernel_config.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
 	    { echo "make: Python 3.11 or newer is needed; '$(PYTHON)' is: $$($(PYTHON) --version 2>&1)" >&2; \
 	      echo "make: run e.g. 'make PYTHON=python3.11 book'" >&2; exit 1; }
@@ -38,6 +38,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@echo "make: installing bptt_lib (editable)"
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	mkdir -p $(VENV)/etc/ipython
+	cp etc/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
 	touch $(STAMP)
 
 $(MATHJAX): package.json package-lock.json
