@@ -19,8 +19,8 @@ draws the chapter's figures.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np

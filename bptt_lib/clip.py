@@ -15,7 +15,7 @@ This bounds each entry but, once any entry is clipped, changes the direction.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

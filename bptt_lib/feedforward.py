@@ -5,7 +5,8 @@ For example ``i`` of a batch (the RNN's step without the recurrent term):
 .. math::
 
     a = b + U x, \quad h = \tanh a, \quad o = c + V h, \quad
-    \hat y = \operatorname{softmax}(o), \qquad
+    \hat y = \operatorname{softmax}(o),
+
     L = \frac{1}{B} \sum_{i=1}^{B} -\log \hat y_{i,\, y_i}.
 
 Shapes: inputs ``x`` are ``(B, D)``, targets ``y`` are ``(B,)`` integers in
@@ -30,7 +31,12 @@ from .kernels import rnn_kernels
 from .rnn import normal_weights
 from .softmax import onehot, softmax_and_log
 from .validation import (
-    as_array, check_finite_result, positive_int, positive_number, require_finite, require_keys,
+    as_array,
+    check_finite_result,
+    positive_int,
+    positive_number,
+    require_finite,
+    require_keys,
 )
 
 __all__ = [
@@ -201,9 +207,12 @@ def backward(params: dict, trace: Trace, y) -> dict:
 
     .. math::
 
-        G_o = (\hat Y - Y)/B, \quad
-        (\nabla_V L, \nabla_c L, G_h) = (G_o^\top H,\; 1^\top G_o,\; G_o V), \quad
-        G_a = G_h \odot (1 - H \odot H), \quad
+        G_o = (\hat Y - Y)/B,
+
+        (\nabla_V L, \nabla_c L, G_h) = (G_o^\top H,\; 1^\top G_o,\; G_o V),
+
+        G_a = G_h \odot (1 - H \odot H),
+
         (\nabla_U L, \nabla_b L) = (G_a^\top X,\; 1^\top G_a).
 
     Each step is one generated kernel: ``softmax_nll_grad``, ``output_vjp``,

@@ -16,7 +16,7 @@ Two independent checks of an analytic gradient:
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 

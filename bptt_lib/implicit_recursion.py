@@ -240,7 +240,9 @@ def jvp(params: dict, x, tangent: dict, h0=None) -> tuple[np.ndarray, np.ndarray
 
         \dot h^{(t)} = \big(1 - (h^{(t)})^2\big) \odot
             \Big(\underbrace{\dot W h^{(t-1)} + \dot U x^{(t)} + \dot b}_{\text{explicit}}
-            + \underbrace{W \dot h^{(t-1)}}_{\text{implicit}}\Big), \qquad \dot h^{(0)} = 0,
+            + \underbrace{W \dot h^{(t-1)}}_{\text{implicit}}\Big),
+
+        \dot h^{(0)} = 0,
 
     where :math:`\dot h^{(t)} = \frac{d}{d\epsilon} h^{(t)}(\theta + \epsilon \dot\theta)` at :math:`\epsilon = 0`.
 
@@ -496,8 +498,10 @@ def identity_closed_form_grads(params: dict, x, y, h0=None) -> dict:
 
     .. math::
 
-        \nabla_W L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top g^{(t)} h^{(k-1)\top}, \quad
-        \nabla_U L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top g^{(t)} x^{(k)\top}, \quad
+        \nabla_W L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top g^{(t)} h^{(k-1)\top},
+
+        \nabla_U L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top g^{(t)} x^{(k)\top},
+
         \nabla_V L = \sum_{t=1}^{T} g^{(t)} h^{(t)\top},
 
     with :math:`g^{(t)} = \partial L/\partial o^{(t)} = (\hat y^{(t)} - e_{y^{(t)}})/B` (generated

@@ -8,7 +8,7 @@ The derivation (:mod:`bptt_lib.derive.jacobian_products`) gives, for
     \frac{\partial h^{(t)}}{\partial h^{(k)}}
     = \prod_{j=t}^{k+1} \operatorname{diag}\!\big(\phi'(a^{(j)})\big)\, W
     \quad\text{(latest step on the left)},
-    \qquad
+
     \Big\lVert \frac{\partial h^{(t)}}{\partial h^{(k)}} \Big\rVert_2
     \le \big(\sigma_{\max}(W)\, \gamma\big)^{t-k},
 

@@ -14,9 +14,11 @@ r"""Chapter 10, long-term dependencies: the gap sweep and how far gradients reac
 
   .. math::
 
-      n_j = \Big\lVert \frac{\partial L^{(t)}}{\partial h^{(t-j)}} \Big\rVert
-          = \Big\lVert \Big(\prod_{i=t}^{t-j+1} \operatorname{diag}\big(1 - (h^{(i)})^2\big) W\Big)^{\!\top}
-            V^\top \nabla_{o^{(t)}} L^{(t)} \Big\rVert, \qquad j = 0, 1, \dots, t - 1,
+      n_j &= \Big\lVert \frac{\partial L^{(t)}}{\partial h^{(t-j)}} \Big\rVert \\
+          &= \Big\lVert \Big(\prod_{i=t}^{t-j+1} \operatorname{diag}\big(1 - (h^{(i)})^2\big) W\Big)^{\!\top}
+            V^\top \nabla_{o^{(t)}} L^{(t)} \Big\rVert,
+
+      j = 0, 1, \dots, t - 1,
 
   and :func:`gradient_ratio` is :math:`n_k / n_0`: the fraction of the error
   signal that survives the trip back over the gap :math:`k`.

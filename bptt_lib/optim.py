@@ -5,7 +5,7 @@ Plain gradient descent: :math:`\theta \leftarrow \theta - \eta \, \nabla_\theta 
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -8,7 +8,7 @@ carried forward through the states :math:`h^{(k)}, \dots, h^{(t)}`, and
 .. math::
 
     \nabla_W L = \sum_{t=1}^{T} \sum_{k=1}^{t} \delta^{(t,k)}\, h^{(k-1)\top},
-    \qquad
+
     \delta^{(t,k)} = \nabla_{a^{(k)}} L^{(t)}
       = D_k W^\top D_{k+1} W^\top \cdots W^\top D_t\, \nabla_{h^{(t)}} L^{(t)},
 
@@ -48,7 +48,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -56,7 +56,15 @@ import numpy as np
 
 from .kernels import rnn_kernels
 from .plotting import COLORS
-from .rnn import Trace, check_backward_inputs, check_inputs, check_targets, forward_unchecked, loss_and_grads, output_grads
+from .rnn import (
+    Trace,
+    check_backward_inputs,
+    check_inputs,
+    check_targets,
+    forward_unchecked,
+    loss_and_grads,
+    output_grads,
+)
 from .rnn import backward as _backward
 from .rnn import forward as _forward
 from .rnn import init_params as _init_params
@@ -101,7 +109,8 @@ def pullback(g, h, W, t: int, k: int) -> np.ndarray:
 
         \delta^{(t,k)} = \nabla_{a^{(k)}} L^{(t)}
           = D_k W^\top D_{k+1} W^\top \cdots W^\top D_t\, g,
-        \qquad D_j = \operatorname{diag}\big(1 - (h^{(j)})^2\big),
+
+        D_j = \operatorname{diag}\big(1 - (h^{(j)})^2\big),
 
     applied as ``t - k + 1`` calls of the generated ``tanh_vjp`` and ``t - k``
     calls of ``hidden_vjp_h_prev``; no diagonal matrix is formed.

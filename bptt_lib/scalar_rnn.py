@@ -4,7 +4,8 @@ The network (derived in :mod:`bptt_lib.derive.scalar_rnn`) is
 
 .. math::
 
-    h_t = \phi(w\, h_{t-1} + u\, x_t), \quad t = 1, \dots, N, \qquad
+    h_t = \phi(w\, h_{t-1} + u\, x_t), \quad t = 1, \dots, N,
+
     \hat y_N = \psi(v\, h_N), \qquad E_N = (d_N - \hat y_N)^2 .
 
 Every formula below is a kernel generated from that module by

@@ -6,7 +6,8 @@ module only evaluates it stably:
 
 .. math::
 
-    \hat y_k = \frac{e^{o_k - m}}{\sum_j e^{o_j - m}}, \qquad
+    \hat y_k = \frac{e^{o_k - m}}{\sum_j e^{o_j - m}},
+
     \log \hat y_k = (o_k - m) - \log \sum_j e^{o_j - m}, \qquad m = \max_j \operatorname{Re} o_j .
 
 Subtracting :math:`m` changes nothing mathematically and keeps ``exp`` from

@@ -6,8 +6,8 @@ every step, so that chapters can plot both without repeating the loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 

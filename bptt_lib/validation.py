@@ -6,7 +6,7 @@ dimensions, as the docstrings write them) and the shape that arrived.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -12,13 +12,13 @@ Tolerances:
 import numpy as np
 import pytest
 import sympy as sp
-
 from problems import rnn_problem
+from sympy.matrices.expressions.diagonal import DiagMatrix
+
 from bptt_lib import gradcheck, rnn
 from bptt_lib import vector_bptt as vb
 from bptt_lib.derive import bptt as dbptt
 from bptt_lib.derive import rnn_step
-from sympy.matrices.expressions.diagonal import DiagMatrix
 from bptt_lib.exercises import verdict
 from bptt_lib.exercises.vector_bptt import reference_grad_h, reference_output_grads
 

@@ -9,9 +9,8 @@ import sympy as sp
 from bptt_lib import chain_rule as cr
 from bptt_lib import gradcheck
 from bptt_lib.codegen import source_of
-from bptt_lib.derive import activations
+from bptt_lib.derive import activations, rnn_step
 from bptt_lib.derive import chain_rule as dcr
-from bptt_lib.derive import rnn_step
 from bptt_lib.exercises import get, verdict
 from bptt_lib.kernels import rnn_kernels
 

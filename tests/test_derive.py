@@ -1,7 +1,7 @@
 """The derivation layer proves what the book states, and its proofs can fail."""
 
-import sympy as sp
 import pytest
+import sympy as sp
 
 from bptt_lib.derive import activations, rnn_step, softmax_nll
 

@@ -8,8 +8,8 @@ but is compared at 1e-9 as the book does everywhere; central differences (eps = 
 import numpy as np
 import pytest
 import sympy as sp
-
 from problems import rnn_problem
+
 from bptt_lib import gradcheck, rnn
 from bptt_lib import implicit_recursion as tir
 from bptt_lib.codegen import source_of

@@ -15,8 +15,8 @@ import pytest
 import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from problems import SHAPES, rnn_problem
+
 from bptt_lib import gradcheck, path_sum, rnn
 from bptt_lib.codegen import generate
 from bptt_lib.derive import chain_rule as dcr

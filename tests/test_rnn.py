@@ -12,8 +12,8 @@ Tolerances:
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-
 from problems import SHAPES, rnn_problem
+
 from bptt_lib import gradcheck, rnn
 from bptt_lib.kernels import rnn_kernels
 

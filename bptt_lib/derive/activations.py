@@ -5,7 +5,8 @@ derivative is rewritten in terms of the output:
 
 .. math::
 
-    \frac{d}{da}\tanh a = 1 - \tanh^2 a = 1 - h^2, \qquad
+    \frac{d}{da}\tanh a = 1 - \tanh^2 a = 1 - h^2,
+
     \frac{d}{da}\sigma(a) = \sigma(a)\,(1 - \sigma(a)) = s\,(1 - s).
 """
 

@@ -5,8 +5,10 @@ example, unrolled over ``T`` steps:
 
 .. math::
 
-    a^{(t)} = b + W h^{(t-1)} + U x^{(t)}, \quad h^{(t)} = \tanh a^{(t)}, \quad
-    o^{(t)} = c + V h^{(t)}, \quad \hat y^{(t)} = \operatorname{softmax}(o^{(t)}), \quad
+    a^{(t)} = b + W h^{(t-1)} + U x^{(t)}, \quad h^{(t)} = \tanh a^{(t)},
+
+    o^{(t)} = c + V h^{(t)}, \quad \hat y^{(t)} = \operatorname{softmax}(o^{(t)}),
+
     L = \sum_{t=1}^{T} -\log \hat y^{(t)}_{y^{(t)}}.
 
 Three derivations live here.
@@ -24,15 +26,18 @@ the compact vector forms
 
 .. math::
 
-    \nabla_{h^{(T)}} L = V^\top \nabla_{o^{(T)}} L, \qquad
+    \nabla_{h^{(T)}} L = V^\top \nabla_{o^{(T)}} L,
+
     \nabla_{h^{(t)}} L = W^\top \operatorname{diag}\big(1 - (h^{(t+1)})^2\big) \nabla_{h^{(t+1)}} L
         + V^\top \nabla_{o^{(t)}} L,
 
     \nabla_c L = \sum_t \nabla_{o^{(t)}} L, \quad
-    \nabla_V L = \sum_t \nabla_{o^{(t)}} L\, h^{(t)\top}, \quad
+    \nabla_V L = \sum_t \nabla_{o^{(t)}} L\, h^{(t)\top},
+
     \nabla_b L = \sum_t \operatorname{diag}\big(1 - (h^{(t)})^2\big) \nabla_{h^{(t)}} L,
 
-    \nabla_W L = \sum_t \operatorname{diag}\big(1 - (h^{(t)})^2\big) \nabla_{h^{(t)}} L\, h^{(t-1)\top}, \quad
+    \nabla_W L = \sum_t \operatorname{diag}\big(1 - (h^{(t)})^2\big) \nabla_{h^{(t)}} L\, h^{(t-1)\top},
+
     \nabla_U L = \sum_t \operatorname{diag}\big(1 - (h^{(t)})^2\big) \nabla_{h^{(t)}} L\, x^{(t)\top}.
 
 *The order of the factors* (:func:`written_order`, :data:`ORDERS`): a lecture
@@ -311,11 +316,11 @@ def componentwise_gradients(rnn: SimpleNamespace) -> dict:
     grads["o"] = []
     for t in range(1, rnn.T + 1):
         L_t = _loss_from(rnn, t)
-        grads["h"].append(rnn.states[t].applyfunc(lambda s: sp.diff(L_t, s)))
+        grads["h"].append(rnn.states[t].applyfunc(lambda s, L_t=L_t: sp.diff(L_t, s)))
         o = _logits_in_states(rnn, t)
         o_sym = _column("o", rnn.K, t, real=True)
         L_o = onehot_nll(o_sym, rnn.e[t - 1])
-        d = o_sym.applyfunc(lambda entry: sp.diff(L_o, entry))
+        d = o_sym.applyfunc(lambda entry, L_o=L_o: sp.diff(L_o, entry))
         grads["o"].append(d.xreplace(dict(zip(o_sym, o))))
     return grads
 
@@ -451,7 +456,7 @@ def prove(T: int = 2, n_in: int = 1, n_hidden: int = 2, n_out: int = 2, order: s
     verdicts = {}
     for name in GRADIENTS:
         if name in ("o", "h"):
-            verdicts[name] = all(equal(l, r) for l, r in zip(componentwise[name], compact[name]))
+            verdicts[name] = all(equal(left, right) for left, right in zip(componentwise[name], compact[name]))
         else:
             verdicts[name] = equal(componentwise[name], compact[name])
     return verdicts

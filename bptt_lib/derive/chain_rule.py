@@ -33,8 +33,8 @@ It holds for every ``t`` by induction on the one-step recursion
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import SimpleNamespace
-from typing import Mapping
 
 import sympy as sp
 
@@ -177,7 +177,8 @@ def scalar_rnn(n_steps: int = 2, activation="tanh") -> SimpleNamespace:
         phi = activation
     else:
         raise TypeError(
-            f"activation must be a name or an undefined sympy Function such as sympy.Function('phi'); got {activation!r}"
+            "activation must be a name or an undefined sympy Function such as "
+            f"sympy.Function('phi'); got {activation!r}"
         )
     h0 = _time_symbol("h", 0)
     x = tuple(_time_symbol("x", k) for k in range(1, n_steps + 1))

@@ -5,7 +5,8 @@ example :math:`x \in \mathbb{R}^D` with target class :math:`y`,
 
 .. math::
 
-    a = b + U x, \quad h = \tanh a, \quad o = c + V h, \quad
+    a = b + U x, \quad h = \tanh a, \quad o = c + V h,
+
     \hat y = \operatorname{softmax}(o), \quad L = -\log \hat y_y.
 
 Two derivations live here.
@@ -18,7 +19,8 @@ backward pass
 
 .. math::
 
-    g_o = \hat y - e_y, \quad \nabla_V L = g_o h^\top, \quad \nabla_c L = g_o, \quad
+    g_o = \hat y - e_y, \quad \nabla_V L = g_o h^\top, \quad \nabla_c L = g_o,
+
     g_a = (1 - h \odot h) \odot V^\top g_o, \quad \nabla_U L = g_a x^\top, \quad \nabla_b L = g_a.
 
 *Kernel reuse, in matrix symbols* (:func:`hidden_affine`, :func:`prove_kernel_reuse`):
@@ -180,8 +182,8 @@ def hidden_affine(sym: SimpleNamespace) -> sp.MatrixExpr:
 def renaming(sym: SimpleNamespace) -> dict:
     """The renaming that turns the RNN's output layer into the feed-forward hidden layer.
 
-    ``Hid -> X`` (the layer's input; ``Hid`` is the (B, H) batch of hidden states), ``V -> U`` (its weight), ``c -> b`` (its
-    bias) and ``G_o -> G_a`` (the upstream gradient).
+    ``Hid -> X`` (the layer's input; ``Hid`` is the (B, H) batch of hidden states),
+    ``V -> U`` (its weight), ``c -> b`` (its bias) and ``G_o -> G_a`` (the upstream gradient).
     """
     return {sym.Hid: sym.X, sym.V: sym.U, sym.c: sym.b, sym.G_o: sym.G_a}
 

@@ -59,8 +59,10 @@ identity activation and no bias, :math:`h^{(t)} = W h^{(t-1)} + U x^{(t)}` gives
 
 .. math::
 
-    \nabla_W L = \sum_{t}\sum_{k \le t} (W^\top)^{t-k} V^\top g^{(t)} h^{(k-1)\top}, \quad
-    \nabla_U L = \sum_{t}\sum_{k \le t} (W^\top)^{t-k} V^\top g^{(t)} x^{(k)\top}, \quad
+    \nabla_W L = \sum_{t}\sum_{k \le t} (W^\top)^{t-k} V^\top g^{(t)} h^{(k-1)\top},
+
+    \nabla_U L = \sum_{t}\sum_{k \le t} (W^\top)^{t-k} V^\top g^{(t)} x^{(k)\top},
+
     \nabla_V L = \sum_t g^{(t)} h^{(t)\top},
 
 proven by SymPy's matrix calculus for symbolic sizes at each explicit number of steps.
@@ -76,11 +78,10 @@ from types import SimpleNamespace
 
 import sympy as sp
 
+from ..validation import positive_int
 from . import chain_rule as dcr
 from . import softmax_nll
-from ..validation import positive_int
 from .rnn_step import B, D, H, K
-
 
 __all__ = [
     "output_weight_gradient", "prove_output_weight_gradient",
@@ -551,8 +552,10 @@ def identity_closed_form_gradients(sym: SimpleNamespace) -> dict:
 
     .. math::
 
-        \nabla_W L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top G^{(t)} h^{(k-1)\top}, \quad
-        \nabla_U L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top G^{(t)} x^{(k)\top}, \quad
+        \nabla_W L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top G^{(t)} h^{(k-1)\top},
+
+        \nabla_U L = \sum_{t=1}^{T}\sum_{k=1}^{t} (W^\top)^{t-k} V^\top G^{(t)} x^{(k)\top},
+
         \nabla_V L = \sum_{t=1}^{T} G^{(t)} h^{(t)\top},
 
     built from the terms of :func:`identity_gradient_terms` (the states written

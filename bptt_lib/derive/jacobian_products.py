@@ -8,8 +8,8 @@ drive*), the chain rule through the intermediate states gives
 .. math::
 
     \frac{\partial h^{(t)}}{\partial h^{(k)}}
-    = \prod_{j=t}^{k+1} \operatorname{diag}\!\big(\phi'(a^{(j)})\big)\, W
-    = \operatorname{diag}\!\big(\phi'(a^{(t)})\big) W \cdots
+    &= \prod_{j=t}^{k+1} \operatorname{diag}\!\big(\phi'(a^{(j)})\big)\, W \\
+    &= \operatorname{diag}\!\big(\phi'(a^{(t)})\big) W \cdots
       \operatorname{diag}\!\big(\phi'(a^{(k+1)})\big) W ,
 
 with the factor of the latest step on the left; for tanh,

@@ -5,7 +5,8 @@ The book's notation (Goodfellow, Bengio & Courville, ch. 10), for one example:
 .. math::
 
     a^{(t)} = b + W h^{(t-1)} + U x^{(t)}, \quad
-    h^{(t)} = \tanh a^{(t)}, \quad
+    h^{(t)} = \tanh a^{(t)},
+
     o^{(t)} = c + V h^{(t)}, \quad
     \hat y^{(t)} = \operatorname{softmax}(o^{(t)}).
 

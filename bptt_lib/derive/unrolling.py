@@ -6,7 +6,7 @@ and the shared parameters. :func:`unroll` builds it by substitution, so that
 
 .. math::
 
-    h^{(3)} = \tanh\!\Big(b + W \tanh\!\big(b + W \tanh(b + W h^{(0)} + U x^{(1)})
+    h^{(3)} = \tanh\!\Big(b + W \tanh\!\big(b + W \tanh(b + W h^{(0)} + U x^{(1)}) \\
               + U x^{(2)}\big) + U x^{(3)}\Big).
 
 With ``n_in = n_hidden = 1`` every quantity is a scalar symbol and the nesting

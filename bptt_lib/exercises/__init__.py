@@ -35,8 +35,9 @@ import importlib
 import linecache
 import pkgutil
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

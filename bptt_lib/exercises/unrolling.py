@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
 from .. import unrolling
+from . import register
 
 __all__ = ["reference_rnn_step", "reference_n_parameters_untied"]
 
