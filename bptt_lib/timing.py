@@ -1,0 +1,293 @@
+r"""Where the time of one BPTT call goes: the FLOP floor, a stage breakdown, a fair timer.
+
+Used by the appendix "Where the time goes" and by ``benchmarks/bptt_speed.py``.
+
+**The FLOP floor.** One call of :func:`bptt_lib.rnn.loss_and_grads` must at least
+compute these matrix products (shapes for ``T`` steps, batch ``B``, sizes ``D, H, K``):
+
+==========================  ===========================================  ==================
+product                     shapes                                       multiply-adds
+==========================  ===========================================  ==================
+input projection            ``X (TB, D) @ U^T``                          ``T B D H``
+recurrence, forward         ``T`` times ``h (B, H) @ W^T``               ``T B H^2``
+output layer                ``h (TB, H) @ V^T``                          ``T B H K``
+output layer, backward      ``G_o (TB, K) @ V``                          ``T B K H``
+recurrence, backward        ``T`` times ``G_a (B, H) @ W``               ``T B H^2``
+gradient outer products     ``G_a^T h``, ``G_a^T X``, ``G_o^T h``        ``T B (H^2 + H D + K H)``
+==========================  ===========================================  ==================
+
+Each multiply-add is two floating-point operations (:func:`flop_counts`).
+:func:`floor_call` returns a function that runs exactly these products with
+preallocated outputs, nothing else: its time is what the matrix products alone
+cost on this machine, the floor the whole call is compared with.
+
+**Timing.** :func:`measure` runs several functions in interleaved rounds and
+reports CPU time (``time.process_time``) per call, so that a load that comes and
+goes on a shared machine affects every function alike. Measure with one BLAS
+thread (``threadpoolctl.threadpool_limits(1)`` or ``OPENBLAS_NUM_THREADS=1`` set
+before NumPy is imported); CPU time of several threads adds up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+
+from . import rnn
+from .softmax import softmax_and_log
+
+__all__ = ["flop_counts", "floor_call", "measure", "breakdown", "scaling", "one_blas_thread", "STAGES",
+           "plot_breakdown", "plot_scaling"]
+
+STAGES = ("validation", "forward recurrence", "output layer + softmax", "backward recurrence",
+          "gradient accumulation")
+"""The parts of one ``loss_and_grads`` call reported by :func:`breakdown`, in call order."""
+
+
+def flop_counts(T: int, B: int, D: int, H: int, K: int) -> dict:
+    """Exact floating-point operation counts (2 per multiply-add) of the products of one call.
+
+    Returns a dict: product name -> int; the key ``"total"`` is their sum.
+    """
+    T, B, D, H, K = (int(n) for n in (T, B, D, H, K))
+    n = T * B
+    counts = {
+        "input projection": 2 * n * D * H,
+        "recurrence, forward": 2 * n * H * H,
+        "output layer": 2 * n * H * K,
+        "output layer, backward": 2 * n * K * H,
+        "recurrence, backward": 2 * n * H * H,
+        "gradient outer products": 2 * n * (H * H + H * D + K * H),
+    }
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def floor_call(T: int, B: int, D: int, H: int, K: int, *, rng: np.random.Generator):
+    """A function that runs only the matrix products of :func:`flop_counts`, into preallocated arrays.
+
+    The operands are random float64 arrays of the right shapes (their values do
+    not change the time of a product).
+    """
+    n = T * B
+    X, h, G_a, G_o = (rng.standard_normal(s) for s in ((n, D), (n, H), (n, H), (n, K)))
+    U, W, V = rng.standard_normal((H, D)), rng.standard_normal((H, H)), rng.standard_normal((K, H))
+    xproj, o, dh_o = np.empty((n, H)), np.empty((n, K)), np.empty((n, H))
+    step = np.empty((B, H))
+    dW, dU, dV = np.empty((H, H)), np.empty((H, D)), np.empty((K, H))
+    h_t, g_t = h.reshape(T, B, H), G_a.reshape(T, B, H)
+    WT = W.T
+
+    def run() -> None:
+        np.matmul(X, U.T, out=xproj)
+        for t in range(T):
+            np.matmul(h_t[t], WT, out=step)
+        np.matmul(h, V.T, out=o)
+        np.matmul(G_o, V, out=dh_o)
+        for t in range(T):
+            np.matmul(g_t[t], W, out=step)
+        np.matmul(G_a.T, h, out=dW)
+        np.matmul(G_a.T, X, out=dU)
+        np.matmul(G_o.T, h, out=dV)
+
+    return run
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Limit BLAS (and OpenMP) to one thread inside the block, with threadpoolctl if it is installed.
+
+    Without threadpoolctl nothing is limited, and CPU times add up over BLAS's threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+
+
+def measure(functions: dict, *, repeats: int = 5, min_time: float = 0.05) -> dict:
+    """CPU time per call of each function, in ``repeats`` interleaved rounds.
+
+    Each function is called once first (warm-up, not timed: caches, JIT
+    compilation), then called ``n`` times per round with ``n`` chosen so that one
+    round takes about ``min_time`` seconds of CPU time. The order of the functions
+    rotates from round to round.
+
+    Returns
+    -------
+    dict
+        name -> ndarray of ``repeats`` per-call times in seconds (take the median).
+    """
+    names = list(functions)
+    calls = {}
+    for name in names:
+        start = time.process_time()
+        functions[name]()
+        once = max(time.process_time() - start, 1e-6)
+        calls[name] = max(1, int(np.ceil(min_time / once)))
+    times = {name: np.empty(repeats) for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, n = functions[name], calls[name]
+            start = time.process_time()
+            for _ in range(n):
+                fn()
+            times[name][r] = (time.process_time() - start) / n
+    return times
+
+
+def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, min_time: float = 0.05) -> dict:
+    """Median CPU time of one :func:`bptt_lib.rnn.loss_and_grads` call and of its parts (:data:`STAGES`).
+
+    The parts are timed with the same public functions the call is made of, each
+    alone, in interleaved rounds with the whole call:
+
+    - *validation*: :func:`~bptt_lib.rnn.check_inputs` and :func:`~bptt_lib.rnn.check_targets`,
+      plus :func:`~bptt_lib.rnn.check_backward_inputs` if ``loss_and_grads`` calls it (a spy counts);
+    - *output layer + softmax*: ``o = h V^T + c`` and its softmax, the loss
+      (:func:`~bptt_lib.rnn.nll`), and :func:`~bptt_lib.rnn.output_grads` less its ``dV``, ``dc``;
+    - *forward recurrence*: :func:`~bptt_lib.rnn.forward_unchecked` less the output layer and softmax;
+    - *gradient accumulation*: the products ``dW, dU, db`` and ``dV, dc`` over all steps;
+    - *backward recurrence*: :func:`~bptt_lib.rnn.backward` less its validation, less
+      :func:`~bptt_lib.rnn.output_grads`, less the ``dW, dU, db`` accumulation.
+
+    Three parts are differences of two measured times, so each is uncertain by
+    the noise of two measurements. The parts are measured independently of the
+    whole call: their sum equals the whole only if the call is these stages and
+    nothing else (``tests/test_timing.py`` checks it within a stated tolerance).
+
+    Returns
+    -------
+    dict
+        ``"whole"``: the call's median time (s); ``"parts"``: stage -> median time (s);
+        ``"measured"``: name -> all ``repeats`` times of each timed function.
+    """
+    p, x, h0, sizes = rnn.check_inputs(params, x, None, kind="float")
+    y = rnn.check_targets(y, sizes)
+    T, B, D = x.shape
+    H, K = p["W"].shape[0], p["V"].shape[0]
+    trace = rnn.forward_unchecked(p, x, h0)
+    h_all, h_prev = trace.h[1:].reshape(T * B, H), trace.h[:-1].reshape(T * B, H)
+    rng = np.random.default_rng(0)
+    G_a, G_o = rng.standard_normal((T * B, H)), rng.standard_normal((T * B, K))
+    X = x.reshape(T * B, D)
+
+    revalidates = _counts_calls(lambda: rnn.loss_and_grads(params, x, y), "check_backward_inputs") > 0
+
+    def validation():
+        _, _, _, s = rnn.check_inputs(params, x, None, kind="float")
+        rnn.check_targets(y, s)
+
+    def output_forward():
+        softmax_and_log((h_all @ p["V"].T + p["c"]).reshape(T, B, K))
+
+    def output_vjp_params():
+        return G_o.T @ h_all, G_o.sum(axis=0)
+
+    def hidden_vjp_params():
+        return G_a.T @ h_prev, G_a.T @ X, G_a.sum(axis=0)
+
+    functions = {
+        "whole": lambda: rnn.loss_and_grads(params, x, y),
+        "validation": validation,
+        "check_backward_inputs": lambda: rnn.check_backward_inputs(p, trace, y),
+        "forward_unchecked": lambda: rnn.forward_unchecked(p, x, h0),
+        "output forward": output_forward,
+        "nll": lambda: rnn.nll(trace, y),
+        "output_grads": lambda: rnn.output_grads(p, trace, y),
+        "dV, dc": output_vjp_params,
+        "dW, dU, db": hidden_vjp_params,
+        "backward": lambda: rnn.backward(p, trace, y),
+    }
+    measured = measure(functions, repeats=repeats, min_time=min_time)
+    m = {name: float(np.median(values)) for name, values in measured.items()}
+    parts = {
+        "validation": m["validation"] + (m["check_backward_inputs"] if revalidates else 0.0),
+        "forward recurrence": m["forward_unchecked"] - m["output forward"],
+        "output layer + softmax": m["output forward"] + m["nll"] + m["output_grads"] - m["dV, dc"],
+        "backward recurrence": m["backward"] - m["check_backward_inputs"] - m["output_grads"] - m["dW, dU, db"],
+        "gradient accumulation": m["dV, dc"] + m["dW, dU, db"],
+    }
+    return {"whole": m["whole"], "parts": parts, "measured": measured}
+
+
+def _counts_calls(call, name: str) -> int:
+    """How often ``call()`` calls ``bptt_lib.rnn.<name>`` (the module attribute is replaced by a spy)."""
+    original = getattr(rnn, name)
+    count = 0
+
+    def spy(*args, **kwargs):
+        nonlocal count
+        count += 1
+        return original(*args, **kwargs)
+
+    setattr(rnn, name, spy)
+    try:
+        call()
+    finally:
+        setattr(rnn, name, original)
+    return count
+
+
+def scaling(sizes, *, repeats: int = 3, min_time: float = 0.02, seed: int = 0) -> dict:
+    """Median CPU time of ``loss_and_grads`` and of the FLOP floor at each size (T, B, D, H, K).
+
+    Returns
+    -------
+    dict
+        ``"bptt"`` and ``"floor"``: lists of median times (s), one per size, in the order given.
+    """
+    out = {"bptt": [], "floor": []}
+    for T, B, D, H, K in sizes:
+        rng = np.random.default_rng(seed)
+        params = rnn.init_params(D, H, K, rng=rng)
+        x, y = rng.standard_normal((T, B, D)), rng.integers(0, K, size=(T, B))
+        times = measure({"bptt": lambda: rnn.loss_and_grads(params, x, y),
+                         "floor": floor_call(T, B, D, H, K, rng=rng)}, repeats=repeats, min_time=min_time)
+        for name in out:
+            out[name].append(float(np.median(times[name])))
+    return out
+
+
+def plot_breakdown(results: dict, ax=None):
+    """Horizontal stacked bars: each size's call split into :data:`STAGES`, as fractions of the whole.
+
+    ``results`` maps a label (e.g. ``"canonical"``) to a :func:`breakdown` result. A part
+    that came out negative (a difference smaller than the noise) is drawn as zero.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 1.2 + 0.6 * len(results)))
+    labels = list(results)
+    for row, label in enumerate(labels):
+        whole, left = results[label]["whole"], 0.0
+        for i, stage in enumerate(STAGES):
+            share = max(results[label]["parts"][stage], 0.0) / whole
+            ax.barh(row, share, left=left, color=f"C{i}", label=stage if row == 0 else None)
+            left += share
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of one loss_and_grads call (CPU time)")
+    ax.axvline(1.0, color="0.3", lw=0.8, ls=":")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 - 0.1 / len(labels)), ncol=3, fontsize=8)
+    return ax
+
+
+def plot_scaling(x, result: dict, *, xlabel: str, ax=None):
+    """Log-log plot of ``loss_and_grads`` time and the FLOP floor (ms) against one size ``x``."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    ax.loglog(x, 1e3 * np.asarray(result["bptt"]), "o-", label="bptt_lib.rnn.loss_and_grads")
+    ax.loglog(x, 1e3 * np.asarray(result["floor"]), "s--", label="FLOP floor (the matrix products alone)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("CPU time per call (ms)")
+    ax.legend(fontsize=8)
+    return ax
