@@ -165,6 +165,7 @@ def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, m
     -------
     dict
         ``"whole"``: the call's median time (s); ``"parts"``: stage -> median time (s);
+        ``"floor"``: the median time of :func:`floor_call` at the same size (s);
         ``"measured"``: name -> all ``repeats`` times of each timed function.
     """
     p, x, h0, sizes = rnn.check_inputs(params, x, None, kind="float")
@@ -203,6 +204,7 @@ def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, m
         "dV, dc": output_vjp_params,
         "dW, dU, db": hidden_vjp_params,
         "backward": lambda: rnn.backward(p, trace, y),
+        "floor": floor_call(T, B, D, H, K, rng=rng),
     }
     measured = measure(functions, repeats=repeats, min_time=min_time)
     m = {name: float(np.median(values)) for name, values in measured.items()}
@@ -213,7 +215,7 @@ def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, m
         "backward recurrence": m["backward"] - m["check_backward_inputs"] - m["output_grads"] - m["dW, dU, db"],
         "gradient accumulation": m["dV, dc"] + m["dW, dU, db"],
     }
-    return {"whole": m["whole"], "parts": parts, "measured": measured}
+    return {"whole": m["whole"], "parts": parts, "floor": m["floor"], "measured": measured}
 
 
 def _counts_calls(call, name: str) -> int:
@@ -258,24 +260,27 @@ def plot_breakdown(results: dict, ax=None):
     """Horizontal stacked bars: each size's call split into :data:`STAGES`, as fractions of the whole.
 
     ``results`` maps a label (e.g. ``"canonical"``) to a :func:`breakdown` result. A part
-    that came out negative (a difference smaller than the noise) is drawn as zero.
+    that came out negative (a difference smaller than the noise) is drawn as zero. A black
+    diamond marks the FLOP floor's share of the whole call.
     """
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 1.2 + 0.6 * len(results)))
+        _, ax = plt.subplots(figsize=(6.4, 1.6 + 0.5 * len(results)))
     labels = list(results)
     for row, label in enumerate(labels):
         whole, left = results[label]["whole"], 0.0
         for i, stage in enumerate(STAGES):
             share = max(results[label]["parts"][stage], 0.0) / whole
-            ax.barh(row, share, left=left, color=f"C{i}", label=stage if row == 0 else None)
+            ax.barh(row, share, left=left, height=0.6, color=f"C{i}", label=stage if row == 0 else None)
             left += share
+        ax.plot(results[label]["floor"] / whole, row - 0.42, "kD", ms=5,
+                label="FLOP floor (matrix products alone)" if row == 0 else None)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel("share of one loss_and_grads call (CPU time)")
     ax.axvline(1.0, color="0.3", lw=0.8, ls=":")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 - 0.1 / len(labels)), ncol=3, fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8)
     return ax
 
 
@@ -287,6 +292,8 @@ def plot_scaling(x, result: dict, *, xlabel: str, ax=None):
         _, ax = plt.subplots()
     ax.loglog(x, 1e3 * np.asarray(result["bptt"]), "o-", label="bptt_lib.rnn.loss_and_grads")
     ax.loglog(x, 1e3 * np.asarray(result["floor"]), "s--", label="FLOP floor (the matrix products alone)")
+    ax.set_xticks(x, [str(v) for v in x])
+    ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel("CPU time per call (ms)")
     ax.legend(fontsize=8)
