@@ -21,6 +21,11 @@ Usage (PyTorch and JAX are optional: ``pip install -e .[bench]``)::
     python benchmarks/bptt_speed.py                     # every size, 7 rounds
     python benchmarks/bptt_speed.py --sizes canonical small --repeats 11 --json out.json
     PYTHONPATH=/path/to/other/clone python benchmarks/bptt_speed.py   # another bptt_lib
+    python benchmarks/bptt_speed.py --baseline /path/to/older/clone   # both, interleaved in one process
+
+``--baseline DIR`` loads ``DIR/bptt_lib`` a second time, under another name, and times its
+``loss_and_grads`` in the same rounds: on a shared machine, two versions are compared fairly only
+in one process, interleaved.
 
 The JAX version projects the inputs of all steps in one product before the scan and computes the
 output layer after it, as a careful JAX user would (PyTorch's nn.RNN does the same internally).
@@ -165,6 +170,30 @@ def jax_call(params, x, y):
     return result, run
 
 
+# ---------------------------------------------------------------- another bptt_lib
+
+def load_baseline(directory):
+    """``bptt_lib.rnn`` of another checkout, imported as the package ``bptt_lib_baseline``."""
+    import importlib
+    import importlib.util
+
+    package = os.path.join(os.path.abspath(directory), "bptt_lib")
+    spec = importlib.util.spec_from_file_location("bptt_lib_baseline", os.path.join(package, "__init__.py"),
+                                                  submodule_search_locations=[package])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bptt_lib_baseline"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("bptt_lib_baseline.rnn")
+
+
+def baseline_call(baseline_rnn):
+    def make(params, x, y):
+        def run():
+            return baseline_rnn.loss_and_grads(params, x, y)
+        return run, run
+    return make
+
+
 # ---------------------------------------------------------------- the benchmark
 
 def relative_difference(a, b):
@@ -202,14 +231,14 @@ def bench_size(name, dims, repeats, libraries):
             "median": {k: float(np.median(v)) for k, v in times.items()}}
 
 
-def peak_memory(dims):
+def peak_memory(dims, module=rnn):
     T, B, D, H, K = dims
     params, x, y = problem(*dims)
-    rnn.loss_and_grads(params, x, y)  # warm-up: caches, generated kernels
+    module.loss_and_grads(params, x, y)  # warm-up: caches, generated kernels
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
-    rnn.loss_and_grads(params, x, y)
+    module.loss_and_grads(params, x, y)
     peak = tracemalloc.get_traced_memory()[1] - before
     tracemalloc.stop()
     states = (T + 1) * B * H * 8
@@ -244,13 +273,16 @@ def ms(seconds):
     return f"{seconds * 1e3:.3g}"
 
 
-def print_table(results, memory, env):
+def print_table(results, memory, env, baseline_memory=None):
     print(f"bptt_lib from {env['bptt_lib']}; NumPy {env['numpy']}; PyTorch {env['torch'] or 'not installed'}; "
           f"JAX {env['jax'] or 'not installed'}")
     print(f"CPU: {env['cpu']} ({env['cpus']} logical); one thread per library; CPU time per call; "
           f"median of the rounds [min-max]; load average {env.get('load_average_1min', float('nan')):.2f}")
     head = (f"{'size':<16}{'T,B,D,H,K':<20}{'MFLOP':>8}  {'bptt_lib ms':<21}{'floor ms':<10}{'/floor':>7}  "
-            f"{'torch ms':<10}{'torch/bptt':>10}  {'jax ms':<10}{'jax/bptt':>9}")
+            f"{'torch ms':<10}{'torch/bptt':>10}  {'jax ms':<10}{'jax/bptt':>9}"
+            + (f"  {'base ms':<10}{'base/bptt':>9}" if env.get("baseline") else ""))
+    if env.get("baseline"):
+        print(f"baseline: the bptt_lib of {env['baseline']}, timed in the same rounds")
     print(head)
     print("-" * len(head))
     for r in results:
@@ -259,10 +291,10 @@ def print_table(results, memory, env):
         row = (f"{r['name']:<16}{dims:<20}{r['flops'] / 1e6:>8.1f}  "
                f"{ms(med['bptt_lib']) + ' [' + ms(min(t['bptt_lib'])) + '-' + ms(max(t['bptt_lib'])) + ']':<21}"
                f"{ms(med['floor']):<10}{med['bptt_lib'] / med['floor']:>7.2f}  ")
-        for lib in ("torch", "jax"):
+        for lib in ("torch", "jax", "baseline"):
             if lib in med:
                 row += f"{ms(med[lib]):<10}{med[lib] / med['bptt_lib']:>{10 if lib == 'torch' else 9}.2f}  "
-            else:
+            elif lib != "baseline":
                 row += f"{'-':<10}{'-':>{10 if lib == 'torch' else 9}}  "
         print(row.rstrip())
     print("(x/bptt > 1: bptt_lib is faster; /floor: bptt_lib's time over the matrix products alone)")
@@ -275,6 +307,8 @@ def print_table(results, memory, env):
         print(f"peak memory of one call at T={d['T']}, B={d['B']}, D={d['D']}, H={d['H']}, K={d['K']}: "
               f"{memory['peak_bytes'] / 2**20:.1f} MiB = {memory['ratio']:.2f} x the stored hidden states "
               f"({memory['stored_states_bytes'] / 2**20:.1f} MiB)")
+    if baseline_memory:
+        print(f"  baseline: {baseline_memory['peak_bytes'] / 2**20:.1f} MiB = {baseline_memory['ratio']:.2f} x")
 
 
 def main(argv=None):
@@ -285,6 +319,7 @@ def main(argv=None):
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--baseline", metavar="DIR", help="also time DIR/bptt_lib (another checkout), interleaved")
     args = parser.parse_args(argv)
 
     libraries = {}
@@ -295,7 +330,12 @@ def main(argv=None):
         libraries["torch"] = torch_call
     if not args.no_jax and jax_version():
         libraries["jax"] = jax_call
+    baseline_rnn = None
+    if args.baseline:
+        baseline_rnn = load_baseline(args.baseline)
+        libraries["baseline"] = baseline_call(baseline_rnn)
     env = environment()
+    env["baseline"] = baseline_rnn.__file__ if baseline_rnn else None
     limits = threadpool_limits(1) if threadpool_limits is not None else None
     try:
         results = []
@@ -304,13 +344,15 @@ def main(argv=None):
             results.append(bench_size(name, SIZES[name], args.repeats, libraries))
             print(f"  {name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         memory = None if args.no_memory else peak_memory(MEMORY_SIZE)
+        baseline_memory = None if args.no_memory or not baseline_rnn else peak_memory(MEMORY_SIZE, baseline_rnn)
     finally:
         if limits is not None:
             limits.restore_original_limits()
-    print_table(results, memory, env)
+    print_table(results, memory, env, baseline_memory)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "sizes": results, "memory": memory}, f, indent=1)
+            json.dump({"environment": env, "sizes": results, "memory": memory, "baseline_memory": baseline_memory},
+                      f, indent=1)
     return results, memory
 
 

@@ -144,22 +144,20 @@ def measure(functions: dict, *, repeats: int = 5, min_time: float = 0.05) -> dic
 def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, min_time: float = 0.05) -> dict:
     """Median CPU time of one :func:`bptt_lib.rnn.loss_and_grads` call and of its parts (:data:`STAGES`).
 
-    The parts are timed with the same public functions the call is made of, each
-    alone, in interleaved rounds with the whole call:
+    Each part is the library's own code for that stage, run alone on the same
+    inputs, in interleaved rounds with the whole call and with the FLOP floor
+    (:func:`floor_call`). With the recurrent core of :mod:`bptt_lib.bptt`:
 
-    - *validation*: :func:`~bptt_lib.rnn.check_inputs` and :func:`~bptt_lib.rnn.check_targets`,
-      plus :func:`~bptt_lib.rnn.check_backward_inputs` if ``loss_and_grads`` calls it (a spy counts);
-    - *output layer + softmax*: ``o = h V^T + c`` and its softmax, the loss
-      (:func:`~bptt_lib.rnn.nll`), and :func:`~bptt_lib.rnn.output_grads` less its ``dV``, ``dc``;
-    - *forward recurrence*: :func:`~bptt_lib.rnn.forward_unchecked` less the output layer and softmax;
-    - *gradient accumulation*: the products ``dW, dU, db`` and ``dV, dc`` over all steps;
-    - *backward recurrence*: :func:`~bptt_lib.rnn.backward` less its validation, less
-      :func:`~bptt_lib.rnn.output_grads`, less the ``dW, dU, db`` accumulation.
+    - *validation*: :func:`~bptt_lib.rnn.check_inputs` and :func:`~bptt_lib.rnn.check_targets`;
+    - *forward recurrence*: :func:`bptt_lib.bptt.forward` (input projection and the loop over time);
+    - *output layer + softmax*: :func:`bptt_lib.bptt.output_layer` on every block of steps
+      (logits, softmax, loss, their backward pass and ``dV``, ``dc``);
+    - *backward recurrence*: the loop of ``cell.step_vjp`` over every block, as :func:`bptt_lib.bptt.bptt` runs it;
+    - *gradient accumulation*: ``cell.param_vjp`` on every block (``dW``, ``dU``, ``db``).
 
-    Three parts are differences of two measured times, so each is uncertain by
-    the noise of two measurements. The parts are measured independently of the
-    whole call: their sum equals the whole only if the call is these stages and
-    nothing else (``tests/test_timing.py`` checks it within a stated tolerance).
+    The parts are timed independently of the whole call: their sum equals the
+    whole only if the call is these stages and nothing else
+    (``tests/test_timing.py`` checks it within a stated tolerance).
 
     Returns
     -------
@@ -172,50 +170,103 @@ def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, m
     y = rnn.check_targets(y, sizes)
     T, B, D = x.shape
     H, K = p["W"].shape[0], p["V"].shape[0]
-    trace = rnn.forward_unchecked(p, x, h0)
-    h_all, h_prev = trace.h[1:].reshape(T * B, H), trace.h[:-1].reshape(T * B, H)
-    rng = np.random.default_rng(0)
-    G_a, G_o = rng.standard_normal((T * B, H)), rng.standard_normal((T * B, K))
-    X = x.reshape(T * B, D)
-
-    revalidates = _counts_calls(lambda: rnn.loss_and_grads(params, x, y), "check_backward_inputs") > 0
 
     def validation():
         _, _, _, s = rnn.check_inputs(params, x, None, kind="float")
         rnn.check_targets(y, s)
 
-    def output_forward():
-        softmax_and_log((h_all @ p["V"].T + p["c"]).reshape(T, B, K))
-
-    def output_vjp_params():
-        return G_o.T @ h_all, G_o.sum(axis=0)
-
-    def hidden_vjp_params():
-        return G_a.T @ h_prev, G_a.T @ X, G_a.sum(axis=0)
-
-    functions = {
-        "whole": lambda: rnn.loss_and_grads(params, x, y),
-        "validation": validation,
-        "check_backward_inputs": lambda: rnn.check_backward_inputs(p, trace, y),
-        "forward_unchecked": lambda: rnn.forward_unchecked(p, x, h0),
-        "output forward": output_forward,
-        "nll": lambda: rnn.nll(trace, y),
-        "output_grads": lambda: rnn.output_grads(p, trace, y),
-        "dV, dc": output_vjp_params,
-        "dW, dU, db": hidden_vjp_params,
-        "backward": lambda: rnn.backward(p, trace, y),
-        "floor": floor_call(T, B, D, H, K, rng=rng),
-    }
+    stages = _stages_of_the_core(p, x, y, h0) if _has_recurrent_core() else _stages_of_rnn(p, x, y, h0)
+    functions = {"whole": lambda: rnn.loss_and_grads(params, x, y), "validation": validation,
+                 **stages["functions"], "floor": floor_call(T, B, D, H, K, rng=np.random.default_rng(0))}
     measured = measure(functions, repeats=repeats, min_time=min_time)
     m = {name: float(np.median(values)) for name, values in measured.items()}
-    parts = {
-        "validation": m["validation"] + (m["check_backward_inputs"] if revalidates else 0.0),
+    parts = {"validation": m["validation"], **stages["parts"](m)}
+    return {"whole": m["whole"], "parts": {stage: parts[stage] for stage in STAGES}, "floor": m["floor"],
+            "measured": measured}
+
+
+def _has_recurrent_core() -> bool:
+    try:
+        from . import bptt
+    except ImportError:
+        return False
+    return hasattr(bptt, "output_layer")
+
+
+def _stages_of_the_core(p, x, y, h0) -> dict:
+    """The stages of :func:`bptt_lib.bptt.bptt`, each a function that runs it alone."""
+    from . import bptt
+    from .cell import rnn_cell
+
+    cell = rnn_cell()
+    T, B, _ = x.shape
+    blocks = bptt.blocks(T, B)
+    h = bptt.forward(cell, p, x, h0)
+    grads = {key: np.zeros_like(value) for key, value in p.items()}
+    dh = {block: bptt.output_layer(p, h[block[0] + 1:block[1] + 1], y[block[0]:block[1]], grads)[1]
+          for block in blocks}
+    work = {block: np.empty_like(value) for block, value in dh.items()}
+
+    def output_layer():
+        for t0, t1 in blocks:
+            bptt.output_layer(p, h[t0 + 1:t1 + 1], y[t0:t1], grads)
+
+    def backward_recurrence():
+        dh_next = np.zeros_like(h0)
+        for t0, t1 in reversed(blocks):
+            g = work[(t0, t1)]
+            np.copyto(g, dh[(t0, t1)])       # the output layer's gradients, as the call receives them
+            with bptt.one_blas_thread():
+                for t in reversed(range(t1 - t0)):
+                    g[t] += dh_next
+                    g[t], dh_next = cell.step_vjp(p, h[t0 + t + 1], g[t])
+
+    backward_recurrence()  # leaves the steps' gradients da in `work`
+
+    def gradient_accumulation():
+        for t0, t1 in blocks:
+            cell.param_vjp(p, work[(t0, t1)], h[t0:t1], x[t0:t1], grads)
+
+    functions = {"forward": lambda: bptt.forward(cell, p, x, h0), "output layer": output_layer,
+                 "backward recurrence": backward_recurrence, "gradient accumulation": gradient_accumulation}
+    return {"functions": functions, "parts": lambda m: {
+        "forward recurrence": m["forward"], "output layer + softmax": m["output layer"],
+        "backward recurrence": m["backward recurrence"], "gradient accumulation": m["gradient accumulation"]}}
+
+
+def _stages_of_rnn(p, x, y, h0) -> dict:
+    """The stages of the earlier :mod:`bptt_lib.rnn` (forward, then backward over the whole trace).
+
+    Three parts are differences of two measured times: the forward recurrence is
+    :func:`~bptt_lib.rnn.forward_unchecked` less the output layer and softmax; the
+    backward recurrence is :func:`~bptt_lib.rnn.backward` less its validation, its
+    output layer and its ``dW, dU, db``; the output layer's backward pass is
+    :func:`~bptt_lib.rnn.output_grads` less ``dV, dc``.
+    """
+    T, B, D = x.shape
+    H, K = p["W"].shape[0], p["V"].shape[0]
+    trace = rnn.forward_unchecked(p, x, h0)
+    h_all, h_prev = trace.h[1:].reshape(T * B, H), trace.h[:-1].reshape(T * B, H)
+    rng = np.random.default_rng(0)
+    G_a, G_o = rng.standard_normal((T * B, H)), rng.standard_normal((T * B, K))
+    X = x.reshape(T * B, D)
+    revalidates = _counts_calls(lambda: rnn.loss_and_grads(p, x, y), "check_backward_inputs") > 0
+    functions = {
+        "check_backward_inputs": lambda: rnn.check_backward_inputs(p, trace, y),
+        "forward_unchecked": lambda: rnn.forward_unchecked(p, x, h0),
+        "output forward": lambda: softmax_and_log((h_all @ p["V"].T + p["c"]).reshape(T, B, K)),
+        "nll": lambda: rnn.nll(trace, y),
+        "output_grads": lambda: rnn.output_grads(p, trace, y),
+        "dV, dc": lambda: (G_o.T @ h_all, G_o.sum(axis=0)),
+        "dW, dU, db": lambda: (G_a.T @ h_prev, G_a.T @ X, G_a.sum(axis=0)),
+        "backward": lambda: rnn.backward(p, trace, y),
+    }
+    return {"functions": functions, "parts": lambda m: {
         "forward recurrence": m["forward_unchecked"] - m["output forward"],
+        "validation": m["validation"] + (m["check_backward_inputs"] if revalidates else 0.0),
         "output layer + softmax": m["output forward"] + m["nll"] + m["output_grads"] - m["dV, dc"],
         "backward recurrence": m["backward"] - m["check_backward_inputs"] - m["output_grads"] - m["dW, dU, db"],
-        "gradient accumulation": m["dV, dc"] + m["dW, dU, db"],
-    }
-    return {"whole": m["whole"], "parts": parts, "floor": m["floor"], "measured": measured}
+        "gradient accumulation": m["dV, dc"] + m["dW, dU, db"]}}
 
 
 def _counts_calls(call, name: str) -> int:
