@@ -6,8 +6,9 @@ Every file but the images must be byte-identical. Figures are PNG files named by
 their pixels (``_images/<sha256>.png``); a figure that plots measured times (allowed, see
 CONTRIBUTING.md) differs from build to build, and so does its name in the page. Those names are
 therefore replaced by ``_images/IMAGE.png`` before the pages are compared, the number of images
-must agree, and the images whose content differs are listed (not an error: a timing figure is
-expected there; anything else listed is a figure that depends on the run).
+must agree, and the images whose content differs are listed: not an error on the pages of
+``TIMING_PAGES``, which plot measured times, an error on any other page (a figure that depends
+on the run).
 Exit status 0 when the builds agree, 1 otherwise (the first differing lines of each page shown).
 """
 
@@ -20,6 +21,9 @@ from pathlib import Path
 
 IMAGE = re.compile(rb"_images/[0-9a-f]{64}\.(png|jpe?g|svg|gif)")
 IMAGE_DIR = "_images"
+# The pages allowed to differ between builds, and only in their figures: each plots times measured
+# while the page is built (their cells are tagged nbval-ignore-output and print no time).
+TIMING_PAGES = ("book/ch07_two_views.html", "book/where_time_goes.html")
 
 
 def files(root: Path) -> dict[str, Path]:
@@ -52,6 +56,12 @@ def compare(a: Path, b: Path) -> int:
                         for image in changed if Path(image).name in fa[name].read_text(errors="replace")})
         print(f"compare_builds: {len(changed)} figure(s) differ in content (expected only for figures of "
               f"measured times), on: {', '.join(pages) or '?'}")
+        for image in sorted(changed):
+            on = [name for name in others_a if name.endswith(".html") and Path(image).name in
+                  fa[name].read_text(errors="replace")]
+            if not on or any(name not in TIMING_PAGES for name in on):
+                problems.append(f"figure {image} differs between the builds, on {', '.join(on) or 'no page'}, "
+                                f"which is not in TIMING_PAGES")
     if any(line.startswith("differs: _sources/") for line in problems):
         print("compare_builds: the notebooks or pages themselves differ (_sources/): "
               "the sources changed between the two builds")
