@@ -105,7 +105,9 @@ def _span(k, t, n_states: int) -> tuple[int, int]:
     k = positive_int("k", k, low=0)
     t = positive_int("t", t, low=0, high=n_states - 1)
     if k > t:
-        raise ValueError(f"k must be at most t (the Jacobian of a later state with respect to an earlier one); got k={k}, t={t}")
+        raise ValueError(
+            f"k must be at most t (the Jacobian of a later state with respect to an earlier one); got k={k}, t={t}"
+        )
     return k, t
 
 
@@ -121,7 +123,8 @@ def slope_bound(activation: str = "tanh") -> float:
 
 
 def orthogonalise(A) -> np.ndarray:
-    r"""The orthogonal factor :math:`Q` of :math:`A = QR`, with the signs fixed so that :math:`\operatorname{diag} R > 0`.
+    r"""The orthogonal factor :math:`Q` of :math:`A = QR`, with the signs fixed so that
+    :math:`\operatorname{diag} R > 0`.
 
     With that sign convention the factorisation of a full-rank square matrix is
     unique, so the result is a deterministic function of ``A``. Applied to a
@@ -411,7 +414,8 @@ def finite_difference_jacobian(params: dict, x, h0=None, *, k: int, t: int, acti
 
 
 def norm_bound(W, lag, activation: str = "tanh"):
-    r"""The bound :math:`\big(\sigma_{\max}(W)\,\gamma\big)^{\text{lag}}` on :math:`\lVert \partial h^{(t)} / \partial h^{(t-\text{lag})} \rVert_2`.
+    r"""The bound :math:`\big(\sigma_{\max}(W)\,\gamma\big)^{\text{lag}}` on
+    :math:`\lVert \partial h^{(t)} / \partial h^{(t-\text{lag})} \rVert_2`.
 
     Parameters
     ----------

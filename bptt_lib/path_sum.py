@@ -470,8 +470,9 @@ def _draw_scaling(ax, T_values, times: dict, n_min=None) -> None:
         ax.loglog(T_values, anchor * (T_values / T_values[-1]) ** power, style, color="gray", lw=1, label=label)
     if n_min is not None:
         ax.axvline(n_min, color="black", lw=0.6, ls=":")
-        ax.annotate(rf"slopes fitted for $T \geq {n_min:g}$ $\rightarrow$", (n_min, 0.02), xycoords=("data", "axes fraction"),
-                    xytext=(-4, 0), textcoords="offset points", ha="right", fontsize=8)
+        ax.annotate(rf"slopes fitted for $T \geq {n_min:g}$ $\rightarrow$", (n_min, 0.02),
+                    xycoords=("data", "axes fraction"), xytext=(-4, 0), textcoords="offset points",
+                    ha="right", fontsize=8)
     _T_axis(ax, T_values)
     ax.set_ylabel("time of one call (s)")
     ax.legend(fontsize=8)

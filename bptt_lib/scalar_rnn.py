@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 PARAM_NAMES = ("w", "u", "v")
-"""The weights: recurrent :math:`w` (source :math:`W_s`), input :math:`u` (:math:`W_x`), output :math:`v` (:math:`W_y`)."""
+"""The weights: recurrent :math:`w` (source :math:`W_s`), input :math:`u` (:math:`W_x`), output :math:`v`
+(:math:`W_y`)."""
 HIDDEN_ACTIVATIONS = ("tanh", "sigmoid")
 """Names accepted for the hidden activation :math:`\\phi`."""
 OUTPUT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
@@ -269,7 +270,9 @@ def path_gains(params, h0, x, activation: str = "tanh") -> np.ndarray:
 
 
 def gradient(params, h0, x, d, activation: str = "tanh", output: str = "identity") -> dict:
-    r"""``{"w": dE_N/dw, "u": dE_N/du, "v": dE_N/dv}``: each path sum of :func:`path_contributions`, and the single path to :math:`v`."""
+    r"""``{"w": dE_N/dw, "u": dE_N/du, "v": dE_N/dv}``: each path sum of :func:`path_contributions`, and the
+    single path to :math:`v`.
+    """
     _, _, v, _, _, d_value = _inputs(params, h0, x, d)
     h = forward(params, h0, x, activation)
     return {

@@ -300,7 +300,7 @@ def scaling(sizes, *, repeats: int = 3, min_time: float = 0.02, seed: int = 0) -
         rng = np.random.default_rng(seed)
         params = rnn.init_params(D, H, K, rng=rng)
         x, y = rng.standard_normal((T, B, D)), rng.integers(0, K, size=(T, B))
-        times = measure({"bptt": lambda: rnn.loss_and_grads(params, x, y),
+        times = measure({"bptt": lambda params=params, x=x, y=y: rnn.loss_and_grads(params, x, y),
                          "floor": floor_call(T, B, D, H, K, rng=rng)}, repeats=repeats, min_time=min_time)
         for name in out:
             out[name].append(float(np.median(times[name])))

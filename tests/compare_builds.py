@@ -24,10 +24,16 @@ IMAGE_DIR = "_images"
 # The pages allowed to differ between builds, and only in their figures: each plots times measured
 # while the page is built (their cells are tagged nbval-ignore-output and print no time).
 TIMING_PAGES = ("book/ch07_two_views.html", "book/where_time_goes.html")
+# Put into _build/html by `make pdf` after the HTML build, not by it (the second build is HTML only).
+ADDED_AFTER_THE_BUILD = ("bptt-derived.pdf",)
 
 
 def files(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and str(p.relative_to(root)) not in ADDED_AFTER_THE_BUILD
+    }
 
 
 def compare(a: Path, b: Path) -> int:

@@ -50,11 +50,13 @@ def test_ci_runs_the_readme_commands_exactly():
     # commands that build and test; .ci/run runs exactly these, in this order.
     readme = (ROOT / "README.md").read_text()
     section = re.search(r"## Build and test\n(.*?)\n## ", readme, re.S).group(1)
-    blocks = [[line.strip() for line in b.splitlines() if line.strip()] for b in re.findall(r"```bash\n(.*?)```", section, re.S)]
+    blocks = [[line.strip() for line in b.splitlines() if line.strip()]
+              for b in re.findall(r"```bash\n(.*?)```", section, re.S)]
     assert blocks[0] == [".ci/install-system-packages"]
     assert blocks[1] == ["make book", "make test"]
     ci = (ROOT / ".ci" / "run").read_text()
-    ci_commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    ci_commands = [line.strip() for line in ci.splitlines()
+                   if line.strip() and not line.startswith(("#", "set ", "cd "))]
     assert ci_commands == blocks[0] + blocks[1]
 
 

@@ -88,7 +88,11 @@ def test_repairs_of_the_written_order_agree_and_are_wrong():
 def test_readable_form_shows_the_recursion():
     net, derived = dbptt.derivation(2, 1, 2, 2)
     V, W = net.V, net.W
-    g1, g2 = (sp.Matrix(2, 1, lambda k, _: sp.Symbol(rf"\varepsilon^{{({t})}}_{{{k + 1}}}", real=True)) for t in (1, 2))
+
+    def eps(t):
+        return sp.Matrix(2, 1, lambda k, _: sp.Symbol(rf"\varepsilon^{{({t})}}_{{{k + 1}}}", real=True))
+
+    g1, g2 = eps(1), eps(2)
     d2 = sp.Matrix(2, 1, lambda i, _: sp.Symbol(rf"\Delta^{{(2)}}_{{{i + 1}}}", real=True))
     expected = V.T * g1 + W.T * sp.diag(*d2) * V.T * g2
     for i in range(2):
@@ -145,7 +149,8 @@ def test_symbolic_step_agrees_with_the_explicit_derivative(H, D, K):
     step = rnn_step.bptt_inductive_step()
     s = step["symbols"]
     sizes = {s.sizes.H: H, s.sizes.D: D, s.sizes.K: K}
-    M = {name: getattr(s, name).subs(sizes).as_explicit() for name in ("h", "W", "U", "x", "b", "V", "c", "g", "eps", "d")}
+    names = ("h", "W", "U", "x", "b", "V", "c", "g", "eps", "d")
+    M = {name: getattr(s, name).subs(sizes).as_explicit() for name in names}
     a = M["b"] + M["W"] * M["h"] + M["U"] * M["x"]
     scalar = (M["eps"].T * (M["c"] + M["V"] * M["h"]))[0, 0] + (M["g"].T * a.applyfunc(sp.tanh))[0, 0]
     explicit = M["h"].applyfunc(lambda entry: sp.diff(scalar, entry))

@@ -290,7 +290,8 @@ def test_plots_draw_one_line_per_run_and_the_regions():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = ff.plot_loss_curves({"single": np.linspace(1.0, 0.1, 20), "five seeds": [np.ones(20) * s for s in (1, 2, 3, 4, 5)]})
+    fig = ff.plot_loss_curves({"single": np.linspace(1.0, 0.1, 20),
+                               "five seeds": [np.ones(20) * s for s in (1, 2, 3, 4, 5)]})
     (ax,) = fig.axes
     assert len(ax.lines) == 6 and ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["single", "five seeds"]

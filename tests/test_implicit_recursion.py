@@ -195,7 +195,7 @@ def test_sensitivities_match_jacobian_by_complex_step():
     for b in range(2):
         for i in range(3):
             cs = gradcheck.complex_step(
-                lambda p: rnn.forward({**params, "U": p["U"]}, x, h0).h[-1, b, i], {"U": params["U"]})["U"]
+                lambda p, b=b, i=i: rnn.forward({**params, "U": p["U"]}, x, h0).h[-1, b, i], {"U": params["U"]})["U"]
             assert gradcheck.relative_error(S[-1, b, i], cs) < 1e-9
 
 
@@ -240,7 +240,7 @@ def test_linear_state_jacobian_is_power_numerically():
     x = rng.standard_normal((6, 1, 2))
     h0 = rng.standard_normal((1, 3))
     for i in range(3):
-        cs = gradcheck.complex_step(lambda p: _linear_last(W, U, x, p["h0"])[i], {"h0": h0})["h0"]
+        cs = gradcheck.complex_step(lambda p, i=i: _linear_last(W, U, x, p["h0"])[i], {"h0": h0})["h0"]
         assert gradcheck.relative_error(cs[0], np.linalg.matrix_power(W, 6)[i]) < 1e-9
 
 

@@ -15,6 +15,6 @@ JUPYTER = Path(sys.executable).parent / "jupyter"
 def test_jupyterlab_myst_is_enabled_and_compatible():
     result = subprocess.run([str(JUPYTER), "labextension", "list"], capture_output=True, text=True, check=True)
     listing = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
-    line = next((l for l in listing.splitlines() if "jupyterlab-myst" in l), None)
+    line = next((entry for entry in listing.splitlines() if "jupyterlab-myst" in entry), None)
     assert line is not None, f"jupyterlab-myst is not installed:\n{listing}"
     assert re.search(r"\benabled\s+OK\b", line), f"jupyterlab-myst is installed but not usable: {line.strip()}"

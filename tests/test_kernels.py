@@ -69,7 +69,8 @@ def test_hidden_vjp_kernels_equal_componentwise_derivation(rng):
     for got, p in [(dW, sym.W), (dU, sym.U), (db, sym.b), (dH_prev, sym.H_prev)]:
         np.testing.assert_allclose(got, _evaluate(derived[p], values), rtol=RTOL, atol=1e-14)
     A = k.hidden_preactivation(values["H_prev"], values["X"], values["W"], values["U"], values["b"], values["one_B"])
-    np.testing.assert_allclose(A, _evaluate(rnn_step.hidden_preactivation(sym).subs(sizes).as_explicit(), values), rtol=RTOL)
+    expected = _evaluate(rnn_step.hidden_preactivation(sym).subs(sizes).as_explicit(), values)
+    np.testing.assert_allclose(A, expected, rtol=RTOL)
 
 
 def test_output_vjp_kernel_equals_componentwise_derivation(rng):

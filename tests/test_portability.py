@@ -50,7 +50,8 @@ print(json.dumps({
     "where_respected": bool(np.all(where[x <= 1] == 0) and np.all(where[x > 1] != exact["exp"](x[x > 1]))),
     "complex_moved": bool(np.all(z.real != exact["tanh"](x[:3] + 1e-30j).real)
                           and np.all(z.imag != exact["tanh"](x[:3] + 1e-30j).imag)),
-    "math_moved": math.tanh(0.3) != exact_math_tanh(0.3) and abs(math.tanh(0.3) - exact_math_tanh(0.3)) <= math.ulp(exact_math_tanh(0.3)),
+    "math_moved": math.tanh(0.3) != exact_math_tanh(0.3)
+                  and abs(math.tanh(0.3) - exact_math_tanh(0.3)) <= math.ulp(exact_math_tanh(0.3)),
     "kernel": float(kernel(0.37)),
     "forward_h": rnn.forward(*rnn_problem()).h.tolist(),
 }))

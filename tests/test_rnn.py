@@ -88,7 +88,8 @@ def test_backward_loop_calls_the_generated_kernels(monkeypatch):
 
         monkeypatch.setattr(k, name, spy)
     _, grads = rnn.loss_and_grads(params, x, y, h0)
-    assert calls == {"tanh_vjp": 5, "hidden_vjp_h_prev": 5, "hidden_vjp_params": 1, "output_vjp": 1, "softmax_nll_grad": 1}
+    assert calls == {"tanh_vjp": 5, "hidden_vjp_h_prev": 5, "hidden_vjp_params": 1, "output_vjp": 1,
+                     "softmax_nll_grad": 1}
     for key in grads:
         np.testing.assert_array_equal(grads[key], reference[key])
 
@@ -152,7 +153,8 @@ def test_x_with_wrong_feature_size(problem):
 @pytest.mark.parametrize("y_shape,axis", [((4, 2), "T"), ((3, 1), "B")])
 def test_mismatched_T_or_B_between_x_and_y(problem, y_shape, axis):
     params, x, _, _ = problem
-    with pytest.raises(ValueError, match=rf"y must have shape \(T=3, B=2\); got shape \({y_shape[0]}, {y_shape[1]}\) \(axis \d, {axis}"):
+    pattern = rf"y must have shape \(T=3, B=2\); got shape \({y_shape[0]}, {y_shape[1]}\) \(axis \d, {axis}"
+    with pytest.raises(ValueError, match=pattern):
         rnn.loss_and_grads(params, x, np.zeros(y_shape, dtype=int))
 
 
@@ -183,13 +185,16 @@ def test_complex_parameters_rejected_by_loss_and_grads(problem):
 def test_non_finite_inputs(problem, where, value):
     params, x, y, h0 = problem
     if where == "x":
-        x = x.copy(); x[0, 1, 1] = value
+        x = x.copy()
+        x[0, 1, 1] = value
         name = "x"
     elif where == "h0":
-        h0 = h0.copy(); h0[1, 2] = value
+        h0 = h0.copy()
+        h0[1, 2] = value
         name = "h0"
     else:
-        params["W"] = params["W"].copy(); params["W"][0, 0] = value
+        params["W"] = params["W"].copy()
+        params["W"][0, 0] = value
         name = r'params\["W"\]'
     with pytest.raises(ValueError, match=rf"{name} holds a non-finite value"):
         rnn.loss_and_grads(params, x, y, h0)

@@ -162,7 +162,7 @@ def test_every_view_agrees(n, activation, output):
         analytic = sr.gradient(params, h0, x, d, activation, output)
         unrolled = sr.unrolled_gradient(params, h0, x, d, activation, output)
 
-        def f(p):
+        def f(p, h0=h0, x=x, d=d):
             return sr.loss(p, h0, x, d, activation, output)
 
         central = gradcheck.central_difference(f, params, eps=CENTRAL_EPS)

@@ -104,7 +104,9 @@ def _check_size(name: str, value, low: int = 1, high: int = 4) -> None:
 
 def _check_steps(n_steps, high: int = 4) -> None:
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= high:
-        raise ValueError(f"n_steps must be an int from 1 to {high} (explicit symbolic sizes stay small); got {n_steps!r}")
+        raise ValueError(
+            f"n_steps must be an int from 1 to {high} (explicit symbolic sizes stay small); got {n_steps!r}"
+        )
 
 
 def _column(name: str, rows: int) -> sp.Matrix:
@@ -196,7 +198,8 @@ def prove_output_weight_gradient(n_steps: int = 2, n_hidden: int = 2, n_out: int
 
 def scalar_recursion(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = dcr.w,
                      *, in_states: bool = False) -> tuple[sp.Expr, sp.Expr]:
-    r"""The two parts of :math:`d h_k / dw` in the recursion, for the scalar RNN of :func:`~bptt_lib.derive.chain_rule.scalar_rnn`.
+    r"""The two parts of :math:`d h_k / dw` in the recursion, for the scalar RNN of
+    :func:`~bptt_lib.derive.chain_rule.scalar_rnn`.
 
     Returns ``(explicit, implicit)``: the immediate partial
     :math:`\partial^+ h_k / \partial w` and
@@ -215,7 +218,8 @@ def scalar_recursion(rnn: SimpleNamespace, k: int, wrt: sp.Symbol = dcr.w,
 
 
 def prove_scalar_recursion(n_steps: int = 3, activation="tanh", wrt: sp.Symbol = dcr.w) -> bool:
-    r"""Prove :math:`d h_k/dw = \partial^+ h_k/\partial w + (\partial h_k/\partial h_{k-1})\, d h_{k-1}/dw` for every ``k <= n_steps``.
+    r"""Prove :math:`d h_k/dw = \partial^+ h_k/\partial w + (\partial h_k/\partial h_{k-1})\, d h_{k-1}/dw`
+    for every ``k <= n_steps``.
 
     ``activation`` may be ``"tanh"``, ``"sigmoid"`` or an undefined SymPy
     function (then the proof holds for every differentiable activation).
@@ -272,7 +276,8 @@ def _check_rnn_t(rnn, t: int, wrt: str) -> None:
 
 
 def explicit_sensitivity(rnn: SimpleNamespace, t: int, wrt: str = "W") -> sp.Matrix:
-    r"""The explicit part :math:`\partial^+ a^{(t)} / \partial \operatorname{vec}\theta`, an ``(H, size of theta)`` matrix.
+    r"""The explicit part :math:`\partial^+ a^{(t)} / \partial \operatorname{vec}\theta`, an ``(H, size of theta)``
+    matrix.
 
     For ``"W"`` it is :math:`I_H \otimes h^{(t-1)\top}` (entry :math:`(i, (j, k))` is
     :math:`\delta_{ij} h^{(t-1)}_k`), for ``"U"`` :math:`I_H \otimes x^{(t)\top}`,
@@ -296,7 +301,10 @@ def sensitivity_direct(rnn: SimpleNamespace, t: int, wrt: str = "W") -> sp.Matri
 
 
 def sensitivity_recursion(rnn: SimpleNamespace, t: int, wrt: str = "W") -> sp.Matrix:
-    r""":math:`S^{(t)}` by the recursion :math:`S^{(t)} = \operatorname{diag}(1 - (h^{(t)})^2)\,(\partial^+ a^{(t)}/\partial\theta + W S^{(t-1)})`, :math:`S^{(0)} = 0`."""
+    r""":math:`S^{(t)}` by the recursion
+    :math:`S^{(t)} = \operatorname{diag}(1 - (h^{(t)})^2)\,(\partial^+ a^{(t)}/\partial\theta + W S^{(t-1)})`,
+    :math:`S^{(0)} = 0`.
+    """
     _check_rnn_t(rnn, t, wrt)
     S = sp.zeros(rnn.H, len(rnn.params[wrt]))
     for k in range(1, t + 1):
@@ -431,7 +439,9 @@ def linear_closed_form(sym: SimpleNamespace) -> sp.MatrixExpr:
 
 
 def linear_power(sym: SimpleNamespace | None = None) -> sp.MatrixExpr:
-    r""":math:`W^n` with a symbolic exponent: the Jacobian :math:`\partial h^{(t)} / \partial h^{(t-n)}` of the linear RNN."""
+    r""":math:`W^n` with a symbolic exponent: the Jacobian :math:`\partial h^{(t)} / \partial h^{(t-n)}` of the
+    linear RNN.
+    """
     s = linear_symbols(1) if sym is None else sym
     return sp.MatPow(s.W, s.n)
 
@@ -470,7 +480,8 @@ def prove_linear_closed_form(n_steps: int = 3, n_hidden: int = 2, n_in: int = 1)
 
 
 def prove_linear_state_jacobian(n_steps: int = 3, n_hidden: int = 2, n_in: int = 1) -> bool:
-    r"""Prove :math:`\partial h^{(t)} / \partial h^{(k)} = W^{t-k}` for the linear RNN, for all ``0 <= k <= t <= n_steps``.
+    r"""Prove :math:`\partial h^{(t)} / \partial h^{(k)} = W^{t-k}` for the linear RNN, for all
+    ``0 <= k <= t <= n_steps``.
 
     The state :math:`h^{(k)}` is made a free symbol and the recursion is run
     from it; SymPy's Jacobian of :math:`h^{(t)}` with respect to it must be the
@@ -518,7 +529,8 @@ def identity_rnn_states(sym: SimpleNamespace) -> list:
 
 
 def identity_rnn_linearised_loss(sym: SimpleNamespace) -> sp.Expr:
-    r""":math:`\sum_t \operatorname{tr}\big(G^{(t)\top} o^{(t)}\big)` with :math:`o^{(t)} = V h^{(t)}` and :math:`G^{(t)}` held fixed.
+    r""":math:`\sum_t \operatorname{tr}\big(G^{(t)\top} o^{(t)}\big)` with :math:`o^{(t)} = V h^{(t)}` and
+    :math:`G^{(t)}` held fixed.
 
     For any loss :math:`L(o^{(1)}, \dots, o^{(T)})` the chain rule gives
     :math:`\partial L/\partial\theta = \sum_t \sum_{i,b} G^{(t)}_{ib}\, \partial o^{(t)}_{ib}/\partial\theta`

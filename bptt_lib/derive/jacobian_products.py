@@ -43,7 +43,9 @@ _PHI = {"tanh": sp.tanh, "sigmoid": sigmoid}
 
 def _check_int(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an int from {low} to {high} (explicit symbolic sizes stay small); got {value!r}")
+        raise ValueError(
+            f"{name} must be an int from {low} to {high} (explicit symbolic sizes stay small); got {value!r}"
+        )
     return value
 
 
@@ -86,12 +88,17 @@ def chain_symbols(n_hidden: int = 2, lag: int = 2, activation="tanh") -> SimpleN
     _check_int("lag", lag, 1, 3)
     if isinstance(activation, str):
         if activation not in _PHI:
-            raise ValueError(f"activation must be one of {sorted(_PHI)} or an undefined sympy Function; got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_PHI)} or an undefined sympy Function; got {activation!r}"
+            )
         phi = _PHI[activation]
     elif isinstance(activation, sp.core.function.UndefinedFunction):
         phi = activation
     else:
-        raise TypeError(f"activation must be a name or an undefined sympy Function such as sympy.Function('phi'); got {activation!r}")
+        raise TypeError(
+            "activation must be a name or an undefined sympy Function such as "
+            f"sympy.Function('phi'); got {activation!r}"
+        )
     H = n_hidden
     W = sp.Matrix(H, H, lambda i, j: sp.Symbol(f"W_{{{i + 1}{j + 1}}}", real=True))
     states = [_column("h", j, H) for j in range(lag + 1)]
@@ -205,7 +212,8 @@ def prove_step_jacobians(chain: SimpleNamespace) -> bool:
 
 
 def prove_jacobian_product(n_hidden: int = 2, lag: int = 2, activation="tanh") -> bool:
-    r"""Prove :math:`\partial h^{(t)}/\partial h^{(k)} = \prod_{j=t}^{k+1} \operatorname{diag}(\phi'(a^{(j)})) W`, latest left.
+    r"""Prove :math:`\partial h^{(t)}/\partial h^{(k)} = \prod_{j=t}^{k+1} \operatorname{diag}(\phi'(a^{(j)})) W`,
+    latest left.
 
     Runs :func:`prove_chain_rule_product` and :func:`prove_step_jacobians` on
     :func:`chain_symbols` ``(n_hidden, lag, activation)``.

@@ -101,7 +101,9 @@ def _output_function(output):
             ) from None
     if isinstance(output, sp.core.function.UndefinedFunction):
         return output
-    raise TypeError(f"output must be a name or an undefined sympy Function such as sympy.Function('psi'); got {output!r}")
+    raise TypeError(
+        f"output must be a name or an undefined sympy Function such as sympy.Function('psi'); got {output!r}"
+    )
 
 
 def scalar_rnn_loss(n_steps: int = 3, activation="tanh", output="identity") -> SimpleNamespace:
@@ -186,7 +188,8 @@ def total_gradient(net: SimpleNamespace, wrt: sp.Symbol = w) -> sp.Expr:
 
 
 def output_factors(net: SimpleNamespace, *, in_states: bool = False) -> tuple[sp.Expr, sp.Expr]:
-    r"""The two factors every path starts with: :math:`\partial E_N/\partial \hat y_N` and :math:`\partial \hat y_N/\partial h_N`.
+    r"""The two factors every path starts with: :math:`\partial E_N/\partial \hat y_N` and
+    :math:`\partial \hat y_N/\partial h_N`.
 
     For an identity output they are :math:`-2(d_N - \hat y_N)` and :math:`v`.
     """

@@ -18,8 +18,9 @@ parity of the bits of the exact result (``BPTT_ULP_MODE=mixed``, the default), s
 neighbouring values move in different directions as they would with a real libm, and odd
 functions stay odd. ``BPTT_ULP_MODE=up`` or ``down`` moves every magnitude the same way.
 Results that every libm returns exactly are left alone: integers below 2**53 in magnitude
-(tanh(0) = 0, exp(0) = 1, log(1) = 0, saturated tanh = +-1, log2(8) = 3), infinities and NaN. Complex results move in their
-real and imaginary parts separately (the complex-step derivative reads the imaginary part).
+(tanh(0) = 0, exp(0) = 1, log(1) = 0, saturated tanh = +-1, log2(8) = 3), infinities and NaN.
+Complex results move in their real and imaginary parts separately (the complex-step derivative
+reads the imaginary part).
 
 The wrappers accept everything the ufuncs accept (``out=`` by keyword or position, ``where=``,
 ``dtype=``, ...); with ``out=`` the nudged values are written into ``out``.
