@@ -1,0 +1,162 @@
+r"""Backpropagation through time, written once over the cell interface of :mod:`bptt_lib.cell`.
+
+- :func:`forward`: run a cell over a sequence from a given state; every state is
+  kept, ``h`` (T + 1, B, width) with ``h[0]`` the initial state.
+- :func:`bptt`: the loss, the gradient of every parameter and the gradient with
+  respect to the initial state, by full BPTT. Given stored states ``h`` it only
+  runs the backward pass, and given ``dh_next`` (the gradient arriving from after
+  the last step) it backpropagates over a window of a longer sequence: what
+  truncated BPTT and checkpointing are made of.
+- :func:`output_layer`: the softmax output layer and its gradients for a block of steps.
+
+The output layer is :math:`o^{(t)} = c + V h^{(t)}`, :math:`\hat y^{(t)} =
+\operatorname{softmax}(o^{(t)})`, and the loss is summed over time and averaged
+over the batch, as in :mod:`bptt_lib.rnn`, whose public functions call these.
+
+Where the time goes. Only the recursion over time is a Python loop; everything
+without a recurrence is done for a block of steps at once (the input projection
+:math:`b + U x^{(t)}`, the output layer and softmax, the parameter gradients),
+so each block costs a few large matrix products. Blocks hold about
+:data:`BLOCK_ROWS` rows (steps times batch), so that the memory of the backward
+pass beyond the stored states stays a few blocks, whatever ``T``. Inputs are not
+checked here: :mod:`bptt_lib.rnn` validates them once per public call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import rnn_kernels
+from .softmax import onehot
+
+__all__ = ["BLOCK_ROWS", "blocks", "forward", "output_layer", "bptt"]
+
+BLOCK_ROWS = 4096
+"""About how many rows (steps times batch) a block of steps holds."""
+
+
+def blocks(T: int, B: int, rows: int = BLOCK_ROWS) -> list[tuple[int, int]]:
+    """The blocks of steps ``[(t0, t1), ...]`` that cover ``range(T)`` in order, each about ``rows // B`` steps."""
+    steps = max(1, rows // B)
+    return [(t0, min(t0 + steps, T)) for t0 in range(0, T, steps)]
+
+
+def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, out=None) -> np.ndarray:
+    """Run ``cell`` over the inputs ``x`` (T, B, D) from the state ``h0`` (B, width).
+
+    Returns
+    -------
+    h : ndarray, (T + 1, B, width)
+        ``h[0] = h0`` and ``h[t]`` the state after step ``t``; written into ``out`` if given.
+    """
+    T, B, _ = x.shape
+    dtype = np.result_type(*params.values(), x, h0)
+    h = np.empty((T + 1, B, cell.width(params)), dtype=dtype) if out is None else out
+    h[0] = h0
+    xp = None
+    for t0, t1 in blocks(T, B):
+        xp = cell.project(params, x[t0:t1], out=None if xp is None else xp[:t1 - t0])  # b + U x, one product
+        for t in range(t0, t1):
+            cell.step(params, h[t], xp[t - t0], out=h[t + 1])
+    return h
+
+
+def _softmax_nll_in_place(o: np.ndarray, labels: np.ndarray) -> float:
+    """Turn the logits ``o`` (rows, K) into probabilities in place; return the summed NLL of ``labels``."""
+    o -= o.max(axis=-1, keepdims=True)
+    picked = o[np.arange(len(o)), labels]
+    np.exp(o, out=o)
+    total = o.sum(axis=-1, keepdims=True)
+    o /= total
+    return float(np.log(total).sum() - picked.sum())
+
+
+def output_layer(params: dict, h: np.ndarray, y: np.ndarray, grads: dict, yhat=None) -> tuple[float, np.ndarray]:
+    r"""The output layer of a block of ``n`` steps: its loss, and its backward pass.
+
+    Parameters
+    ----------
+    params : dict
+        With ``"V"`` (K, H) and ``"c"`` (K,).
+    h : ndarray, (n, B, H)
+        The states :math:`h^{(t)}` the outputs read.
+    y : ndarray of int, (n, B)
+    grads : dict
+        ``grads["V"]`` and ``grads["c"]`` get this block's :math:`\nabla_V L`, :math:`\nabla_c L` added.
+    yhat : ndarray, (n, B, K), optional
+        Stored probabilities; by default they are computed from ``h`` (generated
+        kernel ``output_logits``, then a stable softmax).
+
+    Returns
+    -------
+    loss : float
+        The block's part of the loss (``nan`` when ``yhat`` is given).
+    dh : ndarray, (n, B, H)
+        :math:`V^\top \nabla_{o^{(t)}} L`, the gradient reaching each :math:`h^{(t)}` through its own output.
+    """
+    k = rnn_kernels()
+    n, B, H = h.shape
+    K = params["V"].shape[0]
+    rows, labels = h.reshape(n * B, H), y.reshape(n * B)
+    if yhat is None:
+        yhat = k.output_logits(rows, params["V"], params["c"])     # logits, turned into probabilities in place
+        loss = _softmax_nll_in_place(yhat, labels) / B
+    else:
+        yhat, loss = yhat.reshape(n * B, K), float("nan")
+    G_o = k.softmax_nll_grad(yhat, onehot(labels, K), B)
+    dV, dc, dh = k.output_vjp(G_o, rows, params["V"], np.ones((n * B, 1)))
+    grads["V"] += dV
+    grads["c"] += dc.reshape(K)
+    return loss, dh.reshape(n, B, H)
+
+
+def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=None, grad_h=None):
+    r"""Backpropagation through time: loss, parameter gradients and :math:`\nabla_{h^{(0)}} L`.
+
+    Parameters
+    ----------
+    cell : bptt_lib.cell.Cell
+    params : dict
+        The cell's parameters and the output layer's ``"V"`` (K, H), ``"c"`` (K,).
+    x : ndarray, (T, B, D)
+    y : ndarray of int, (T, B)
+    h0 : ndarray, (B, width)
+        The initial state (not needed when ``h`` is given).
+    h : ndarray, (T + 1, B, width), optional
+        States of a forward pass already run (:func:`forward`); then only the backward pass runs.
+    yhat : ndarray, (T, B, K), optional
+        Stored probabilities for :func:`output_layer`.
+    dh_next : ndarray, (B, width), optional
+        The gradient reaching the last state from after the window (zero by default).
+    grads : dict, optional
+        Gradients are added into it (zeros by default).
+    grad_h : ndarray, (T, B, width), optional
+        If given, ``grad_h[t - 1]`` receives the total gradient :math:`\nabla_{h^{(t)}} L`.
+
+    Returns
+    -------
+    loss : float
+    grads : dict
+        Same keys and shapes as ``params``.
+    dh0 : ndarray, (B, width)
+        :math:`\nabla_{h^{(0)}} L`, the gradient with respect to the initial state.
+    """
+    T, B, _ = x.shape
+    if h is None:                                        # forward: every state, kept for the backward pass
+        h = forward(cell, params, x, h0)
+    if grads is None:
+        grads = {key: np.zeros_like(value) for key, value in params.items()}
+    if dh_next is None:                                  # no gradient arrives from after the last step
+        dh_next = np.zeros_like(h[0])
+    loss = 0.0
+    for t0, t1 in reversed(blocks(T, B)):                # backward, the last block of steps first
+        block_loss, dh = output_layer(params, cell.hidden(h[t0 + 1:t1 + 1]), y[t0:t1], grads,
+                                      None if yhat is None else yhat[t0:t1])   # adds dV, dc
+        loss += block_loss
+        for t in reversed(range(t1 - t0)):               # the recursion, one step at a time
+            dh[t] += dh_next                             # through its own output and through step t + 1
+            if grad_h is not None:
+                grad_h[t0 + t] = dh[t]
+            dh[t], dh_next = cell.step_vjp(params, h[t0 + t + 1], dh[t])   # dh[t] becomes da
+        cell.param_vjp(params, dh, h[t0:t1], x[t0:t1], grads)              # adds dW, dU, db
+    return loss, grads, dh_next
