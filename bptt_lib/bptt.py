@@ -24,15 +24,43 @@ checked here: :mod:`bptt_lib.rnn` validates them once per public call.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .kernels import rnn_kernels
 from .softmax import onehot
 
+try:
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
+    ThreadpoolController = None
+
 __all__ = ["BLOCK_ROWS", "blocks", "forward", "output_layer", "bptt"]
 
 BLOCK_ROWS = 4096
 """About how many rows (steps times batch) a block of steps holds."""
+
+
+ONE_THREAD_LOOPS = True
+"""Run the loops over time with one BLAS thread (see :func:`one_blas_thread`)."""
+
+_controller = None
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread (threadpoolctl); a no-op without it or when switched off.
+
+    The products inside the loops over time are small ((B, H) by (H, H)); handing
+    each to a pool of threads costs more than it saves, and on a busy machine far
+    more (measured: see the book's appendix *Where the time goes*).
+    """
+    global _controller
+    if not ONE_THREAD_LOOPS or ThreadpoolController is None:
+        return contextlib.nullcontext()
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def blocks(T: int, B: int, rows: int = BLOCK_ROWS) -> list[tuple[int, int]]:
@@ -56,8 +84,9 @@ def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, out=None) -> n
     xp = None
     for t0, t1 in blocks(T, B):
         xp = cell.project(params, x[t0:t1], out=None if xp is None else xp[:t1 - t0])  # b + U x, one product
-        for t in range(t0, t1):
-            cell.step(params, h[t], xp[t - t0], out=h[t + 1])
+        with one_blas_thread():
+            for t in range(t0, t1):
+                cell.step(params, h[t], xp[t - t0], out=h[t + 1])
     return h
 
 
@@ -153,10 +182,11 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
         block_loss, dh = output_layer(params, cell.hidden(h[t0 + 1:t1 + 1]), y[t0:t1], grads,
                                       None if yhat is None else yhat[t0:t1])   # adds dV, dc
         loss += block_loss
-        for t in reversed(range(t1 - t0)):               # the recursion, one step at a time
-            dh[t] += dh_next                             # through its own output and through step t + 1
-            if grad_h is not None:
-                grad_h[t0 + t] = dh[t]
-            dh[t], dh_next = cell.step_vjp(params, h[t0 + t + 1], dh[t])   # dh[t] becomes da
+        with one_blas_thread():
+            for t in reversed(range(t1 - t0)):           # the recursion, one step at a time
+                dh[t] += dh_next                         # through its own output and through step t + 1
+                if grad_h is not None:
+                    grad_h[t0 + t] = dh[t]
+                dh[t], dh_next = cell.step_vjp(params, h[t0 + t + 1], dh[t])   # dh[t] becomes da
         cell.param_vjp(params, dh, h[t0:t1], x[t0:t1], grads)              # adds dW, dU, db
     return loss, grads, dh_next
