@@ -63,9 +63,12 @@ def one_blas_thread():
     return _controller.limit(limits=1, user_api="blas")
 
 
-def blocks(T: int, B: int, rows: int = BLOCK_ROWS) -> list[tuple[int, int]]:
-    """The blocks of steps ``[(t0, t1), ...]`` that cover ``range(T)`` in order, each about ``rows // B`` steps."""
-    steps = max(1, rows // B)
+def blocks(T: int, B: int, rows: int | None = None) -> list[tuple[int, int]]:
+    """The blocks of steps ``[(t0, t1), ...]`` that cover ``range(T)`` in order, each ``rows // B`` steps or fewer.
+
+    ``rows`` defaults to :data:`BLOCK_ROWS`.
+    """
+    steps = max(1, (BLOCK_ROWS if rows is None else rows) // B)
     return [(t0, min(t0 + steps, T)) for t0 in range(0, T, steps)]
 
 
@@ -77,13 +80,12 @@ def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, out=None) -> n
     h : ndarray, (T + 1, B, width)
         ``h[0] = h0`` and ``h[t]`` the state after step ``t``; written into ``out`` if given.
     """
-    T, B, _ = x.shape
-    dtype = np.result_type(*params.values(), x, h0)
-    h = np.empty((T + 1, B, cell.width(params)), dtype=dtype) if out is None else out
+    if out is None:
+        out = np.empty((len(x) + 1, *h0.shape), dtype=np.result_type(*params.values(), x, h0))
+    h, xp = out, None
     h[0] = h0
-    xp = None
-    for t0, t1 in blocks(T, B):
-        xp = cell.project(params, x[t0:t1], out=None if xp is None else xp[:t1 - t0])  # b + U x, one product
+    for t0, t1 in blocks(len(x), h0.size // h0.shape[-1]):
+        xp = cell.project(params, x[t0:t1], out=None if xp is None else xp[:t1 - t0])   # b + U x, one product
         with one_blas_thread():
             for t in range(t0, t1):
                 cell.step(params, h[t], xp[t - t0], out=h[t + 1])
@@ -97,7 +99,7 @@ def _softmax_nll_in_place(o: np.ndarray, labels: np.ndarray) -> float:
     np.exp(o, out=o)
     total = o.sum(axis=-1, keepdims=True)
     o /= total
-    return float(np.log(total).sum() - picked.sum())
+    return float(-(picked - np.log(total[:, 0])).sum())   # the terms of bptt_lib.rnn.nll, in its order
 
 
 def output_layer(params: dict, h: np.ndarray, y: np.ndarray, grads: dict, yhat=None) -> tuple[float, np.ndarray]:
@@ -170,7 +172,6 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
     dh0 : ndarray, (B, width)
         :math:`\nabla_{h^{(0)}} L`, the gradient with respect to the initial state.
     """
-    T, B, _ = x.shape
     if h is None:                                        # forward: every state, kept for the backward pass
         h = forward(cell, params, x, h0)
     if grads is None:
@@ -178,7 +179,7 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
     if dh_next is None:                                  # no gradient arrives from after the last step
         dh_next = np.zeros_like(h[0])
     loss = 0.0
-    for t0, t1 in reversed(blocks(T, B)):                # backward, the last block of steps first
+    for t0, t1 in reversed(blocks(len(x), h[0].size // h.shape[-1])):   # backward, the last block first
         block_loss, dh = output_layer(params, cell.hidden(h[t0 + 1:t1 + 1]), y[t0:t1], grads,
                                       None if yhat is None else yhat[t0:t1])   # adds dV, dc
         loss += block_loss
