@@ -141,7 +141,8 @@ def output_layer(params: dict, h: np.ndarray, y: np.ndarray, grads: dict, yhat=N
     return loss, dh.reshape(n, B, H)
 
 
-def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=None, grad_h=None):
+def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=None, grad_h=None,
+         head=output_layer):
     r"""Backpropagation through time: loss, parameter gradients and :math:`\nabla_{h^{(0)}} L`.
 
     Parameters
@@ -163,6 +164,10 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
         Gradients are added into it (zeros by default).
     grad_h : ndarray, (T, B, width), optional
         If given, ``grad_h[t - 1]`` receives the total gradient :math:`\nabla_{h^{(t)}} L`.
+    head : callable
+        The output layer and loss, ``head(params, h, y, grads, yhat) -> (loss, dh)`` for a
+        block of steps; :func:`output_layer` by default (:mod:`bptt_lib.stacked` passes a
+        masked one for ``N`` networks).
 
     Returns
     -------
@@ -180,8 +185,8 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
         dh_next = np.zeros_like(h[0])
     loss = 0.0
     for t0, t1 in reversed(blocks(len(x), h[0].size // h.shape[-1])):   # backward, the last block first
-        block_loss, dh = output_layer(params, cell.hidden(h[t0 + 1:t1 + 1]), y[t0:t1], grads,
-                                      None if yhat is None else yhat[t0:t1])   # adds dV, dc
+        block_loss, dh = head(params, cell.hidden(h[t0 + 1:t1 + 1]), y[t0:t1], grads,
+                              None if yhat is None else yhat[t0:t1])   # adds dV, dc
         loss += block_loss
         with one_blas_thread():
             for t in reversed(range(t1 - t0)):           # the recursion, one step at a time

@@ -290,7 +290,7 @@ def backward(params: dict, trace: Trace, y, *, activation_vjp=None) -> tuple[dic
     p, y, sizes = check_backward_inputs(params, trace, y)
     act_vjp = "tanh_vjp" if activation_vjp is None else activation_vjp
     grad_h = np.empty((sizes["T"], sizes["B"], sizes["H"]))
-    grads = {key: np.zeros_like(value) for key, value in p.items()}
+    grads = {key: np.zeros_like(p[key]) for key in PARAM_SHAPES}
     bptt.bptt(rnn_cell(activation_vjp=act_vjp), p, trace.x, y, h=trace.h, yhat=trace.yhat,
               grads=grads, grad_h=grad_h)
     check_finite_result("loss_and_grads", grads)
@@ -340,7 +340,8 @@ def loss_and_grads(params: dict, x, y, h0=None, *, activation=np.tanh, activatio
     # Overflow is detected explicitly just below, so NumPy's warning would only repeat it.
     with np.errstate(over="ignore", invalid="ignore"):
         if backward_rule is None:
-            value, grads, _ = bptt.bptt(rnn_cell(activation, activation_vjp), p, x, y, h0)
+            grads = {key: np.zeros_like(p[key]) for key in PARAM_SHAPES}   # the book's order: U, W, V, b, c
+            value, _, _ = bptt.bptt(rnn_cell(activation, activation_vjp), p, x, y, h0, grads=grads)
         else:
             trace = forward_unchecked(p, x, h0, activation=activation)
             value = float(nll(trace, y))
