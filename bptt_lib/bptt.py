@@ -25,6 +25,8 @@ checked here: :mod:`bptt_lib.rnn` validates them once per public call.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import re
 
 import numpy as np
 
@@ -36,7 +38,8 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
     ThreadpoolController = None
 
-__all__ = ["BLOCK_ROWS", "blocks", "forward", "output_layer", "bptt"]
+__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "one_blas_thread", "blocks", "forward", "output_layer", "bptt",
+           "loop_source"]
 
 BLOCK_ROWS = 4096
 """About how many rows (steps times batch) a block of steps holds."""
@@ -196,3 +199,12 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
                 dh[t], dh_next = cell.step_vjp(params, h[t0 + t + 1], dh[t])   # dh[t] becomes da
         cell.param_vjp(params, dh, h[t0:t1], x[t0:t1], grads)              # adds dW, dU, db
     return loss, grads, dh_next
+
+
+def loop_source() -> str:
+    """The source of :func:`forward` and :func:`bptt` without their docstrings: the loop the book shows.
+
+    Taken from the functions themselves, so the code a reader studies is the code that runs.
+    """
+    docstring = re.compile(r'\n    r?""".*?"""\n', re.DOTALL)
+    return "\n\n".join(docstring.sub("\n", inspect.getsource(fn), count=1) for fn in (forward, bptt))
