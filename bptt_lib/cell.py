@@ -82,6 +82,10 @@ class Cell:
         """The length of one example's state (``H`` for the vanilla RNN)."""
         return params["W"].shape[0]
 
+    def projection_width(self, params: dict) -> int:
+        """The length of one example's projected input ``x_p`` (``H``: the rows of ``U``)."""
+        return params["U"].shape[-2]
+
     def hidden(self, states: np.ndarray) -> np.ndarray:
         """The part of the states (..., width) that the output layer reads: all of it here."""
         return states
