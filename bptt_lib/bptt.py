@@ -217,17 +217,20 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
     if dh_next is None:                                  # no gradient arrives from after the last step
         dh_next = np.zeros_like(h[0])
     loss = 0.0
-    for t0, t1 in reversed(blocks(len(x), h[0].size // h.shape[-1])):   # backward, the last block first
+    steps = blocks(len(x), h[0].size // h.shape[-1])
+    da = workspace("da", (steps[0][1], *h.shape[1:-1], cell.projection_width(params)), h.dtype)
+    for t0, t1 in reversed(steps):                       # backward, the last block of steps first
         block_loss, dh = head(params, cell.hidden(h[t0 + 1:t1 + 1]), y[t0:t1], grads,
                               None if yhat is None else yhat[t0:t1])   # adds dV, dc
         loss += block_loss
+        dh = cell.state_gradient(dh)                     # the outputs' gradient, as a gradient of the state
         with one_blas_thread():
             for t in reversed(range(t1 - t0)):           # the recursion, one step at a time
                 dh[t] += dh_next                         # through its own output and through step t + 1
                 if grad_h is not None:
                     grad_h[t0 + t] = dh[t]
-                dh[t], dh_next = cell.step_vjp(params, h[t0 + t + 1], dh[t])   # dh[t] becomes da
-        cell.param_vjp(params, dh, h[t0:t1], x[t0:t1], grads)              # adds dW, dU, db
+                da[t], dh_next = cell.step_vjp(params, h[t0 + t], h[t0 + t + 1], dh[t])
+        cell.param_vjp(params, da[:t1 - t0], h[t0:t1 + 1], x[t0:t1], grads)   # adds dW, dU, db
     return loss, grads, dh_next
 
 

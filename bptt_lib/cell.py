@@ -11,11 +11,11 @@ asks the cell for exactly four things:
 ``cell.step(params, h_prev, xp, out)``                 one step forward,
                                                        :math:`h^{(t)} = \phi(x_p^{(t)} + W h^{(t-1)})`,
                                                        written into ``out`` (B, H)
-``cell.step_vjp(params, h, dh)``                       that step's vector-Jacobian product: from
+``cell.step_vjp(params, h_prev, h, dh)``               that step's vector-Jacobian product: from
                                                        :math:`\nabla_{h^{(t)}} L` to
                                                        :math:`\nabla_{a^{(t)}} L` (``da``) and
                                                        :math:`W^\top \nabla_{a^{(t)}} L` (``dh_prev``)
-``cell.param_vjp(params, da, h_prev, x, grads)``       the parameter gradients of a block of steps,
+``cell.param_vjp(params, da, h, x, grads)``            the parameter gradients of a block of steps,
                                                        added into ``grads`` (``dW``, ``dU``, ``db``)
 =====================================================  ===============================================
 
@@ -28,11 +28,19 @@ of chapter 9), ``hidden_vjp_h_prev`` and ``hidden_vjp_params``. The kernels are
 looked up by name at each call, so a test can watch them.
 
 States of a sequence are stored as one array ``(T + 1, B, width)`` whose step
-``t`` is the state :math:`h^{(t)}`. A cell whose state has several parts (an
-LSTM's :math:`(h, s)`) lays them side by side on the last axis, and
-:meth:`Cell.hidden` returns the part the output layer reads; the same record may
-also hold what the cell's backward step needs (an LSTM's gates), so that the
-sequence code stays one loop over one array per step.
+``t`` is the state :math:`h^{(t)}`. A cell whose state has several parts lays them
+side by side on the last axis: :meth:`Cell.hidden` returns the part the output
+layer reads and :meth:`Cell.state_gradient` turns the output layer's gradient
+into a gradient of the whole state; :meth:`Cell.projection_width` is the width
+of ``x_p``. The same record may also hold what the cell's backward step needs,
+so that the sequence code stays one loop over one array per step. An LSTM fits
+as ``(h, s, f, i, g, q)`` side by side (width ``6H``, of which ``(h, s)`` is
+carried; ``x_p`` has width ``4H``, one block for each gate's ``b + U x``), and
+``step_vjp`` reads the gates of step ``t`` and :math:`s^{(t-1)}` from the two
+records it is given; a GRU as ``(h, z, r, h~)``. Truncated BPTT, its anticipated
+reweighting and checkpointing use :func:`bptt_lib.bptt.bptt` over windows with an
+incoming state gradient; real-time recurrent learning, which runs forward, will
+add the step's Jacobian-vector product to this interface.
 """
 
 from __future__ import annotations
@@ -105,29 +113,38 @@ class Cell:
         out[...] = self.activation(a)
         return out
 
-    def step_vjp(self, params: dict, h: np.ndarray, dh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def state_gradient(self, dh: np.ndarray) -> np.ndarray:
+        """A gradient with respect to :meth:`hidden` as a gradient with respect to the whole state.
+
+        The vanilla RNN's state is its hidden state, so ``dh`` itself; a cell with more
+        parts puts ``dh`` in its hidden part and zeros elsewhere.
+        """
+        return dh
+
+    def step_vjp(self, params: dict, h_prev: np.ndarray, h: np.ndarray, dh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""Backward through one step: ``(da, dh_prev)``, both (B, H).
 
-        ``h`` is the step's output :math:`h^{(t)}` and ``dh`` the total gradient
-        :math:`\nabla_{h^{(t)}} L`; ``da`` is :math:`\nabla_{a^{(t)}} L` and ``dh_prev``
-        the part of :math:`\nabla_{h^{(t-1)}} L` that flows through this step.
+        ``h_prev`` and ``h`` are the step's input and output states :math:`h^{(t-1)}`,
+        :math:`h^{(t)}` (tanh's rule needs only its output), and ``dh`` the total
+        gradient :math:`\nabla_{h^{(t)}} L`; ``da`` is :math:`\nabla_{a^{(t)}} L` and
+        ``dh_prev`` the part of :math:`\nabla_{h^{(t-1)}} L` that flows through this step.
         """
         k = rnn_kernels()
         rule = getattr(k, self.activation_vjp) if isinstance(self.activation_vjp, str) else self.activation_vjp
         da = rule(dh, h)
         return da, k.hidden_vjp_h_prev(da, params["W"])
 
-    def param_vjp(self, params: dict, da: np.ndarray, h_prev: np.ndarray, x: np.ndarray, grads: dict) -> None:
-        """Add the gradients of a block of steps into ``grads["W"]``, ``["U"]``, ``["b"]``.
+    def param_vjp(self, params: dict, da: np.ndarray, h: np.ndarray, x: np.ndarray, grads: dict) -> None:
+        """Add the gradients of a block of ``n`` steps into ``grads["W"]``, ``["U"]``, ``["b"]``.
 
-        ``da`` (n, B, H) are the steps' :math:`\\nabla_{a^{(t)}} L`, ``h_prev`` (n, B, H)
-        their previous states and ``x`` (n, B, D) their inputs: one product over all
-        ``n B`` rows for each parameter.
+        ``da`` (n, B, H) are the steps' :math:`\\nabla_{a^{(t)}} L`, ``h`` (n + 1, B, H) the
+        states from before the first step to after the last, and ``x`` (n, B, D) the
+        inputs: one product over all ``n B`` rows for each parameter.
         """
         n, B, D = x.shape
         H = da.shape[-1]
         dW, dU, db = rnn_kernels().hidden_vjp_params(
-            da.reshape(n * B, H), h_prev.reshape(n * B, H), x.reshape(n * B, D), np.ones((n * B, 1)))
+            da.reshape(n * B, H), h[:-1].reshape(n * B, H), x.reshape(n * B, D), np.ones((n * B, 1)))
         grads["W"] += dW
         grads["U"] += dU
         grads["b"] += db.reshape(H)

@@ -209,15 +209,15 @@ class StackedCell(Cell):
         """``b + U x`` for a block ``x`` (n, 1 or N, B, D): (n, N, B, H)."""
         return rnn_kernels().input_projection(x, params["U"], params["b"], out=out)
 
-    def step_vjp(self, params, h, dh):
+    def step_vjp(self, params, h_prev, h, dh):
         k = rnn_kernels()
         rule = getattr(k, self.activation_vjp) if isinstance(self.activation_vjp, str) else self.activation_vjp
         da = rule(dh, h)
         return da, np.asarray(k.hidden_vjp_h_prev(_stack(da), params["W"]))
 
-    def param_vjp(self, params, da, h_prev, x, grads):
+    def param_vjp(self, params, da, h, x, grads):
         n, _, B, _ = x.shape
-        dW, dU, db = rnn_kernels().hidden_vjp_params(_network_rows(da), _network_rows(h_prev), _network_rows(x),
+        dW, dU, db = rnn_kernels().hidden_vjp_params(_network_rows(da), _network_rows(h[:-1]), _network_rows(x),
                                                      _stack(np.ones((1, n * B, 1))))
         grads["W"] += dW
         grads["U"] += dU
