@@ -18,8 +18,10 @@ without a recurrence is done for a block of steps at once (the input projection
 :math:`b + U x^{(t)}`, the output layer and softmax, the parameter gradients),
 so each block costs a few large matrix products. Blocks hold about
 :data:`BLOCK_ROWS` rows (steps times batch), so that the memory of the backward
-pass beyond the stored states stays a few blocks, whatever ``T``. Inputs are not
-checked here: :mod:`bptt_lib.rnn` validates them once per public call.
+pass beyond the stored states stays a few blocks, whatever ``T``; the states and
+the block buffers are reused from call to call (:func:`workspace`). The loops run
+with one BLAS thread (:func:`one_blas_thread`). Inputs are not checked here:
+:mod:`bptt_lib.rnn` validates them once per public call.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
     ThreadpoolController = None
 
-__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "one_blas_thread", "workspace", "clear_workspace", "blocks", "forward", "output_layer", "bptt",
-           "loop_source"]
+__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "one_blas_thread", "workspace", "clear_workspace", "blocks",
+           "forward", "output_layer", "bptt", "loop_source"]
 
 BLOCK_ROWS = 4096
 """About how many rows (steps times batch) a block of steps holds."""
@@ -57,7 +59,10 @@ def one_blas_thread():
 
     The products inside the loops over time are small ((B, H) by (H, H)); handing
     each to a pool of threads costs more than it saves, and on a busy machine far
-    more (measured: see the book's appendix *Where the time goes*).
+    more. Measured on two cores shared with other work: one thread inside the loops
+    cut the wall time of :func:`bptt_lib.rnn.loss_and_grads` at the canonical and
+    wide sizes and changed nothing measurable at the small ones; the products over
+    whole blocks outside the loops keep the caller's setting.
     """
     global _controller
     if not ONE_THREAD_LOOPS or ThreadpoolController is None:
@@ -74,17 +79,18 @@ def workspace(name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
     """A scratch array kept from one call to the next (per thread), so that its memory is already mapped.
 
     A freshly allocated large array costs a page fault per 4 KiB page the first time
-    it is written, on every call; measured at the canonical size, taking the stored
-    states from here instead of allocating them made :func:`bptt` about 15 % faster.
-    The same ``name`` with another shape or dtype replaces the array. The arrays
-    stay allocated between calls: :func:`clear_workspace` frees them.
+    it is written, on every call; measured at the canonical and long sizes, taking
+    the stored states from here instead of allocating them made :func:`bptt` 10 to
+    20 % faster. An array with the same name, dtype and trailing dimensions and at
+    least as many rows is reused (its first ``shape[0]`` rows); otherwise it is
+    replaced. The arrays stay allocated between calls: :func:`clear_workspace` frees them.
     """
     arrays = _scratch.__dict__.setdefault("arrays", {})
     arr = arrays.get(name)
-    if arr is None or arr.shape != tuple(shape) or arr.dtype != dtype:
+    if arr is None or arr.dtype != dtype or arr.shape[1:] != tuple(shape[1:]) or arr.shape[0] < shape[0]:
         arrays.pop(name, None)
         arr = arrays[name] = np.empty(shape, dtype)
-    return arr
+    return arr[:shape[0]]
 
 
 def clear_workspace() -> None:
