@@ -107,20 +107,21 @@ def blocks(T: int, B: int, rows: int | None = None) -> list[tuple[int, int]]:
     return [(t0, min(t0 + steps, T)) for t0 in range(0, T, steps)]
 
 
-def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, out=None) -> np.ndarray:
+def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, keep: bool = True) -> np.ndarray:
     """Run ``cell`` over the inputs ``x`` (T, B, D) from the state ``h0`` (B, width).
 
     Returns
     -------
     h : ndarray, (T + 1, B, width)
-        ``h[0] = h0`` and ``h[t]`` the state after step ``t``; written into ``out`` if given.
+        ``h[0] = h0`` and ``h[t]`` the state after step ``t``. With ``keep=False`` it
+        lives in a :func:`workspace` that the next call overwrites (for :func:`bptt`,
+        which needs the states only until it returns).
     """
-    if out is None:
-        out = np.empty((len(x) + 1, *h0.shape), dtype=np.result_type(*params.values(), x, h0))
-    h = out
+    shape, dtype = (len(x) + 1, *h0.shape), np.result_type(*params.values(), x, h0)
+    h = np.empty(shape, dtype) if keep else workspace("h", shape, dtype)
     h[0] = h0
     steps = blocks(len(x), h0.size // h0.shape[-1])
-    xp = workspace("xp", (steps[0][1], *h0.shape[:-1], cell.projection_width(params)), out.dtype)
+    xp = workspace("xp", (steps[0][1], *h0.shape[:-1], cell.projection_width(params)), dtype)
     for t0, t1 in steps:
         cell.project(params, x[t0:t1], out=xp[:t1 - t0])           # b + U x for the block: one product
         with one_blas_thread():
@@ -216,8 +217,7 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
         :math:`\nabla_{h^{(0)}} L`, the gradient with respect to the initial state.
     """
     if h is None:                                        # forward: every state, kept for the backward pass
-        h = forward(cell, params, x, h0, out=workspace("h", (len(x) + 1, *h0.shape),
-                                                       np.result_type(*params.values(), x, h0)))
+        h = forward(cell, params, x, h0, keep=False)
     if grads is None:
         grads = {key: np.zeros_like(value) for key, value in params.items()}
     if dh_next is None:                                  # no gradient arrives from after the last step
