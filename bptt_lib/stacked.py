@@ -202,7 +202,7 @@ class StackedCell(Cell):
     States are ``(N, B, H)`` per step and inputs ``(1 or N, B, D)``; ``U``, ``W``
     are :class:`Stack` arrays and ``b`` is ``(N, 1, H)``, so that the generated
     kernels compute every network's formulas at once. Only the parameter
-    gradients need the rows of each network side by side (:func:`_network_rows`).
+    gradients and the output layer need the rows of each network side by side.
     """
 
     def project(self, params, x, out=None):
