@@ -41,7 +41,7 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
     ThreadpoolController = None
 
-__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "one_blas_thread", "workspace", "clear_workspace", "blocks",
+__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "SMALL_PRODUCT", "one_blas_thread", "workspace", "clear_workspace", "blocks",
            "forward", "output_layer", "bptt", "loop_source"]
 
 BLOCK_ROWS = 4096
@@ -54,18 +54,25 @@ ONE_THREAD_LOOPS = True
 _controller = None
 
 
-def one_blas_thread():
-    """A context in which BLAS uses one thread (threadpoolctl); a no-op without it or when switched off.
+SMALL_PRODUCT = 4 * 65536
+"""Below this many multiply-adds (m n k) OpenBLAS runs a matrix product on one thread by itself."""
+
+
+def one_blas_thread(work: int = SMALL_PRODUCT):
+    """A context in which BLAS uses one thread (threadpoolctl), for products of ``work`` multiply-adds.
 
     The products inside the loops over time are small ((B, H) by (H, H)); handing
     each to a pool of threads costs more than it saves, and on a busy machine far
     more. Measured on two cores shared with other work: one thread inside the loops
     cut the wall time of :func:`bptt_lib.rnn.loss_and_grads` at the canonical and
     wide sizes and changed nothing measurable at the small ones; the products over
-    whole blocks outside the loops keep the caller's setting.
+    whole blocks outside the loops keep the caller's setting. A no-op when
+    ``work`` is below :data:`SMALL_PRODUCT` (OpenBLAS uses one thread there anyway, and
+    switching costs some microseconds), without threadpoolctl, or when
+    :data:`ONE_THREAD_LOOPS` is false.
     """
     global _controller
-    if not ONE_THREAD_LOOPS or ThreadpoolController is None:
+    if not ONE_THREAD_LOOPS or ThreadpoolController is None or work < SMALL_PRODUCT:
         return contextlib.nullcontext()
     if _controller is None:
         _controller = ThreadpoolController()
@@ -124,7 +131,7 @@ def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, keep: bool = T
     xp = workspace("xp", (steps[0][1], *h0.shape[:-1], cell.projection_width(params)), dtype)
     for t0, t1 in steps:
         cell.project(params, x[t0:t1], out=xp[:t1 - t0])           # b + U x for the block: one product
-        with one_blas_thread():
+        with one_blas_thread(h0.size * xp.shape[-1]):
             for t in range(t0, t1):
                 cell.step(params, h[t], xp[t - t0], out=h[t + 1])
     return h
@@ -230,7 +237,7 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
                               None if yhat is None else yhat[t0:t1])   # adds dV, dc
         loss += block_loss
         dh = cell.state_gradient(dh)                     # the outputs' gradient, as a gradient of the state
-        with one_blas_thread():
+        with one_blas_thread(dh_next.size * da.shape[-1]):
             for t in reversed(range(t1 - t0)):           # the recursion, one step at a time
                 dh[t] += dh_next                         # through its own output and through step t + 1
                 if grad_h is not None:

@@ -218,10 +218,16 @@ def test_generate_into_prints_broadcast_biases_and_out():
 
 def test_one_blas_thread_inside_the_loops(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    with bptt.one_blas_thread():
-        inside = [d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"]
+    def blas_threads():
+        return [d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        with bptt.one_blas_thread(32 * 128 * 128):          # the canonical size's step product
+            inside = blas_threads()
+        with bptt.one_blas_thread(1 * 32 * 32):             # tiny products: left alone
+            assert blas_threads() == before
+        monkeypatch.setattr(bptt, "ONE_THREAD_LOOPS", False)
+        with bptt.one_blas_thread(32 * 128 * 128):
+            assert blas_threads() == before
     assert inside and all(n == 1 for n in inside)
-    monkeypatch.setattr(bptt, "ONE_THREAD_LOOPS", False)
-    before = [d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"]
-    with bptt.one_blas_thread():
-        assert [d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"] == before
