@@ -20,7 +20,7 @@ so each block costs a few large matrix products. Blocks hold about
 :data:`BLOCK_ROWS` rows (steps times batch), so that the memory of the backward
 pass beyond the stored states stays a few blocks, whatever ``T``; the states and
 the block buffers are reused from call to call (:func:`workspace`). The loops run
-with one BLAS thread (:func:`one_blas_thread`). Inputs are not checked here:
+with one BLAS thread where their products are too small to share (:func:`one_blas_thread`). Inputs are not checked here:
 :mod:`bptt_lib.rnn` validates them once per public call.
 """
 
@@ -41,7 +41,8 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
     ThreadpoolController = None
 
-__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "SMALL_PRODUCT", "one_blas_thread", "workspace", "clear_workspace", "blocks",
+__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "SMALL_PRODUCT", "LARGE_PRODUCT", "one_blas_thread", "workspace",
+           "clear_workspace", "blocks",
            "forward", "output_layer", "bptt", "loop_source"]
 
 BLOCK_ROWS = 4096
@@ -49,7 +50,7 @@ BLOCK_ROWS = 4096
 
 
 ONE_THREAD_LOOPS = True
-"""Run the loops over time with one BLAS thread (see :func:`one_blas_thread`)."""
+"""Run the loops over time with one BLAS thread where that is faster (see :func:`one_blas_thread`)."""
 
 _controller = None
 
@@ -57,22 +58,26 @@ _controller = None
 SMALL_PRODUCT = 4 * 65536
 """Below this many multiply-adds (m n k) OpenBLAS runs a matrix product on one thread by itself."""
 
+LARGE_PRODUCT = 2 ** 21
+"""From this many multiply-adds on, a second thread pays for itself when a core is free (measured)."""
 
-def one_blas_thread(work: int = SMALL_PRODUCT):
-    """A context in which BLAS uses one thread (threadpoolctl), for products of ``work`` multiply-adds.
 
-    The products inside the loops over time are small ((B, H) by (H, H)); handing
-    each to a pool of threads costs more than it saves, and on a busy machine far
-    more. Measured on two cores shared with other work: one thread inside the loops
-    cut the wall time of :func:`bptt_lib.rnn.loss_and_grads` at the canonical and
-    wide sizes and changed nothing measurable at the small ones; the products over
-    whole blocks outside the loops keep the caller's setting. A no-op when
-    ``work`` is below :data:`SMALL_PRODUCT` (OpenBLAS uses one thread there anyway, and
-    switching costs some microseconds), without threadpoolctl, or when
-    :data:`ONE_THREAD_LOOPS` is false.
+def one_blas_thread(work: int):
+    """A context in which BLAS uses one thread (threadpoolctl), for step products of ``work`` multiply-adds.
+
+    Handing a small product to a pool of threads costs more than it saves. Measured on
+    this project's two-core machine, a step product (B, H) by (H, H) took 1.1 to 1.2
+    times as long on two threads as on one for ``B H H`` from 2^17 to 2^20 (the
+    canonical size, 32 by 128 by 128, is 2^19), 0.87 times at 2^21 and 0.69 times at
+    2^24, with one core busy elsewhere; with both cores busy, two threads were slower
+    at every size. So the loops over time run on one thread from
+    :data:`SMALL_PRODUCT` (below it OpenBLAS uses one thread anyway, and switching
+    costs some microseconds) up to :data:`LARGE_PRODUCT`, and keep the caller's
+    setting otherwise; the products over whole blocks outside the loops always keep
+    it. A no-op without threadpoolctl or when :data:`ONE_THREAD_LOOPS` is false.
     """
     global _controller
-    if not ONE_THREAD_LOOPS or ThreadpoolController is None or work < SMALL_PRODUCT:
+    if not ONE_THREAD_LOOPS or ThreadpoolController is None or not SMALL_PRODUCT <= work < LARGE_PRODUCT:
         return contextlib.nullcontext()
     if _controller is None:
         _controller = ThreadpoolController()

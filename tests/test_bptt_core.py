@@ -227,6 +227,8 @@ def test_one_blas_thread_inside_the_loops(monkeypatch):
             inside = blas_threads()
         with bptt.one_blas_thread(1 * 32 * 32):             # tiny products: left alone
             assert blas_threads() == before
+        with bptt.one_blas_thread(64 * 512 * 512):          # the wide size's: worth two threads
+            assert blas_threads() == before
         monkeypatch.setattr(bptt, "ONE_THREAD_LOOPS", False)
         with bptt.one_blas_thread(32 * 128 * 128):
             assert blas_threads() == before
