@@ -11,7 +11,8 @@ Chapter                                     Modules
 3. Backpropagation, recalled                :mod:`~bptt_lib.feedforward`, :mod:`~bptt_lib.derive.feedforward`
 4. Three paths back in time                 :mod:`~bptt_lib.scalar_rnn`, :mod:`~bptt_lib.derive.scalar_rnn`
 5. The total loss and the implicit part     :mod:`~bptt_lib.implicit_recursion`, :mod:`~bptt_lib.derive.implicit_recursion`
-6. BPTT in vector form                      :mod:`~bptt_lib.rnn`, :mod:`~bptt_lib.vector_bptt`, :mod:`~bptt_lib.derive.bptt`
+6. BPTT in vector form                      :mod:`~bptt_lib.rnn`, :mod:`~bptt_lib.vector_bptt`, :mod:`~bptt_lib.derive.bptt`,
+                                            :mod:`~bptt_lib.cell`, :mod:`~bptt_lib.bptt`
 7. Two views, one gradient                  :mod:`~bptt_lib.path_sum`
 8. Products of Jacobians                    :mod:`~bptt_lib.jacobian_products`, :mod:`~bptt_lib.derive.jacobian_products`
 9. Remedies                                 :mod:`~bptt_lib.clip`, :mod:`~bptt_lib.remedies`, :mod:`~bptt_lib.derive.relu`

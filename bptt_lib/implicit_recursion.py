@@ -488,9 +488,7 @@ def identity_bptt_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
     must be zero (the setting of the closed form).
     """
     _check_identity_params(params)
-    return rnn.loss_and_grads(
-        params, x, y, h0, activation=_identity,
-        backward_rule=lambda p, trace, y_: rnn.backward(p, trace, y_, activation_vjp=_identity_vjp)[0])
+    return rnn.loss_and_grads(params, x, y, h0, activation=_identity, activation_vjp=_identity_vjp)
 
 
 def identity_closed_form_grads(params: dict, x, y, h0=None) -> dict:

@@ -9,6 +9,11 @@ Arrays follow the batch-as-rows convention of
 :func:`bptt_lib.derive.rnn_step.batch_symbols`: a hidden state for a batch is
 ``(B, H)``, a bias is ``(1, H)`` and ``one_B`` is a ``(B, 1)`` column of ones.
 Elementwise backward rules (``tanh_vjp``, ``sigmoid_vjp``) broadcast over any shape.
+
+Three kernels serve the time loops of :mod:`bptt_lib.bptt`, generated with
+:func:`bptt_lib.codegen.generate_into`: they write into a given array (``out=``)
+and add biases by broadcasting, with no column of ones (``input_projection``,
+``recurrent_preactivation``, ``output_logits``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import functools
 from types import SimpleNamespace
 
-from .codegen import generate
+from .codegen import generate, generate_into
 from .derive import activations, rnn_step, softmax_nll
 
 __all__ = ["rnn_kernels", "KERNEL_NAMES"]
@@ -27,6 +32,7 @@ KERNEL_NAMES = (
     "tanh_vjp", "sigmoid_vjp",
     "hidden_vjp_h_prev", "hidden_vjp_params", "output_vjp",
     "softmax_nll_grad",
+    "input_projection", "recurrent_preactivation", "output_logits",
 )
 
 
@@ -68,4 +74,13 @@ def rnn_kernels() -> SimpleNamespace:
     k.softmax_nll_grad = generate(
         "softmax_nll_grad", [nll_sym.Yhat, nll_sym.Y, nll_sym.B], nll_grad,
         "Gradient of the batch-mean NLL with respect to the logits: (Yhat - Y) / B.")
+    k.input_projection = generate_into(
+        "input_projection", [sym.X, sym.U, sym.b], rnn_step.input_projection(sym),
+        "x_p = b + U x for every row (every example of every step at once): (rows, H).", ones=[sym.one_B])
+    k.recurrent_preactivation = generate_into(
+        "recurrent_preactivation", [sym.H_prev, sym.W, sym.Xp], rnn_step.recurrent_preactivation(sym),
+        "a = W h_prev + x_p for a batch, written into out: (B, H).")
+    k.output_logits = generate_into(
+        "output_logits", [sym.Hid, sym.V, sym.c], O,
+        "o = c + V h for every row, written into out: (rows, K).", ones=[sym.one_B])
     return k

@@ -4,7 +4,8 @@ r"""Numerical companions of the chapter *Remedies: clipping, initialisation, ReL
   identity (:func:`init_gaussian`, :func:`init_orthogonal`, :func:`init_identity`),
   and :func:`init_params`, which puts one of them into a full parameter dict.
 - A vanilla RNN with ReLU hidden units (:func:`relu_forward`, :func:`relu_loss`,
-  :func:`relu_loss_and_grads`): the book's RNN with :math:`h^{(t)} = \max(0, a^{(t)})`.
+  :func:`relu_loss_and_grads`): the book's RNN with :math:`h^{(t)} = \max(0, a^{(t)})`,
+  the same cell of :mod:`bptt_lib.cell` with another activation.
   Only the recursion over time is written here; the input checks, the output
   layer and its gradients, and the loss are :mod:`bptt_lib.rnn`'s own, and the
   ReLU rule ``relu_vjp`` is generated from :mod:`bptt_lib.derive.relu`
@@ -213,8 +214,7 @@ def relu_loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
     FloatingPointError
         If the loss or a gradient is not finite (ReLU activations are unbounded).
     """
-    return rnn.loss_and_grads(params, x, y, h0, activation=_relu,
-                              backward_rule=lambda p, trace, y: relu_backward(p, trace, y)[0])
+    return rnn.loss_and_grads(params, x, y, h0, activation=_relu, activation_vjp=relu_kernels().relu_vjp)
 
 
 # --- figures ------------------------------------------------------------------------

@@ -12,8 +12,9 @@ Notation (Goodfellow, Bengio & Courville, ch. 10), for example ``b`` of a batch:
 Shapes: inputs ``x`` are ``(T, B, D)``, targets ``y`` are ``(T, B)`` integers
 in ``[0, K)``, hidden states ``h`` are ``(T + 1, B, H)`` with ``h[0] = h0``.
 Every linear map and every backward rule is a kernel generated from
-:mod:`bptt_lib.derive` (see :mod:`bptt_lib.kernels`); this module only orders
-the calls. Only the recurrence over time is a Python loop.
+:mod:`bptt_lib.derive` (see :mod:`bptt_lib.kernels`). This module validates the
+inputs once per public call and keeps the book's names; the loops over time are
+:mod:`bptt_lib.bptt`'s, run over the RNN cell of :mod:`bptt_lib.cell`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import bptt
+from .cell import rnn_cell
 from .kernels import rnn_kernels
 from .softmax import onehot, softmax_and_log
 from .validation import as_array, check_finite_result, positive_int, positive_number, require_finite, require_keys
@@ -148,20 +151,14 @@ def forward_unchecked(p: dict, x: np.ndarray, h0: np.ndarray, activation=np.tanh
     """:func:`forward` on inputs already validated by :func:`check_inputs` (no checks repeated).
 
     ``activation`` replaces tanh for variants of the network (the ReLU RNN of
-    chapter 9); it is applied elementwise to the pre-activation.
+    chapter 9); it is applied elementwise to the pre-activation. The states come
+    from :func:`bptt_lib.bptt.forward` with :func:`bptt_lib.cell.rnn_cell`.
     """
-    k = rnn_kernels()
     T, B, _ = x.shape
     H, K = p["W"].shape[0], p["V"].shape[0]
-    dtype = np.result_type(*p.values(), x, h0)
-    one_B = np.ones((B, 1))
-    h = np.empty((T + 1, B, H), dtype=dtype)
-    h[0] = h0
-    for t in range(T):
-        h[t + 1] = activation(k.hidden_preactivation(h[t], x[t], p["W"], p["U"], p["b"][None, :], one_B))
+    h = bptt.forward(rnn_cell(activation), p, x, h0)
     # The output layer has no recurrence: all T steps in one product.
-    o = k.output_affine(h[1:].reshape(T * B, H), p["V"], p["c"][None, :], np.ones((T * B, 1)))
-    o = o.reshape(T, B, K)
+    o = rnn_kernels().output_logits(h[1:].reshape(T * B, H), p["V"], p["c"]).reshape(T, B, K)
     yhat, log_yhat = softmax_and_log(o)
     return Trace(x=x, h=h, o=o, yhat=yhat, log_yhat=log_yhat)
 
@@ -271,7 +268,8 @@ def backward(params: dict, trace: Trace, y, *, activation_vjp=None) -> tuple[dic
         \nabla_{h^{(t)}} L = V^\top \nabla_{o^{(t)}} L
             + W^\top \operatorname{diag}\!\big(1 - (h^{(t+1)})^2\big)\, \nabla_{h^{(t+1)}} L
 
-    backwards from ``t = T``, with :math:`\nabla_{o^{(t)}} L = (\hat y^{(t)} - \mathrm{onehot}(y^{(t)}))/B`.
+    backwards from ``t = T``, with :math:`\nabla_{o^{(t)}} L = (\hat y^{(t)} - \mathrm{onehot}(y^{(t)}))/B`,
+    on the trace's states and probabilities (:func:`bptt_lib.bptt.bptt`).
 
     ``activation_vjp(g, h)``, if given, replaces the generated ``tanh_vjp`` (the
     diagonal factor) for a network with another activation, such as the ReLU
@@ -290,37 +288,28 @@ def backward(params: dict, trace: Trace, y, *, activation_vjp=None) -> tuple[dic
         If a gradient is not finite.
     """
     p, y, sizes = check_backward_inputs(params, trace, y)
-    k = rnn_kernels()
-    T, B, D = trace.x.shape
-    H = sizes["H"]
-    ones = np.ones((T * B, 1))
-    act_vjp = k.tanh_vjp if activation_vjp is None else activation_vjp
-    dV, dc, grad_h_from_o = output_grads(p, trace, y)
-
-    grad_h = np.empty((T, B, H))
-    G_a = np.empty((T, B, H))
-    dh_next = np.zeros((B, H))
-    for t in reversed(range(T)):
-        grad_h[t] = grad_h_from_o[t] + dh_next
-        G_a[t] = act_vjp(grad_h[t], trace.h[t + 1])
-        dh_next = k.hidden_vjp_h_prev(G_a[t], p["W"])
-
-    dW, dU, db = k.hidden_vjp_params(
-        G_a.reshape(T * B, H), trace.h[:-1].reshape(T * B, H), trace.x.reshape(T * B, D), ones
-    )
-    grads = {"U": dU, "W": dW, "V": dV, "b": db.reshape(H), "c": dc}
+    act_vjp = "tanh_vjp" if activation_vjp is None else activation_vjp
+    grad_h = np.empty((sizes["T"], sizes["B"], sizes["H"]))
+    grads = {key: np.zeros_like(p[key]) for key in PARAM_SHAPES}
+    bptt.bptt(rnn_cell(activation_vjp=act_vjp), p, trace.x, y, h=trace.h, yhat=trace.yhat,
+              grads=grads, grad_h=grad_h)
     check_finite_result("loss_and_grads", grads)
     return grads, grad_h
 
 
-def loss_and_grads(params: dict, x, y, h0=None, *, activation=np.tanh, backward_rule=None) -> tuple[float, dict]:
+def loss_and_grads(params: dict, x, y, h0=None, *, activation=np.tanh, activation_vjp=None,
+                   backward_rule=None) -> tuple[float, dict]:
     """The loss and its gradient with respect to every parameter, by full BPTT.
 
-    The two keyword hooks serve the book's variants, so that validation, the
+    The inputs are validated once; then :func:`bptt_lib.bptt.bptt` runs the
+    forward and the backward pass over the cell :func:`bptt_lib.cell.rnn_cell`.
+    The keyword hooks serve the book's variants, so that validation, the
     forward pass and the finite-loss check are written once: ``activation``
-    replaces tanh in the forward pass (:func:`forward_unchecked`), and
-    ``backward_rule(params, trace, y) -> grads`` replaces :func:`backward`
-    (the ReLU RNN of chapter 9 and the path sum of chapter 7 pass their own).
+    replaces tanh in the forward pass and ``activation_vjp(g, h)`` the generated
+    ``tanh_vjp`` in the backward pass (the ReLU RNN of chapter 9);
+    ``backward_rule(params, trace, y) -> grads`` replaces the backward pass
+    altogether, given the :class:`Trace` of :func:`forward_unchecked` (the path
+    sum of chapter 7).
 
     Parameters
     ----------
@@ -350,11 +339,15 @@ def loss_and_grads(params: dict, x, y, h0=None, *, activation=np.tanh, backward_
     y = check_targets(y, sizes)
     # Overflow is detected explicitly just below, so NumPy's warning would only repeat it.
     with np.errstate(over="ignore", invalid="ignore"):
-        trace = forward_unchecked(p, x, h0, activation=activation)
-        value = float(nll(trace, y))
+        if backward_rule is None:
+            grads = {key: np.zeros_like(p[key]) for key in PARAM_SHAPES}   # the book's order: U, W, V, b, c
+            value, _, _ = bptt.bptt(rnn_cell(activation, activation_vjp), p, x, y, h0, grads=grads)
+        else:
+            trace = forward_unchecked(p, x, h0, activation=activation)
+            value = float(nll(trace, y))
     check_finite_result("loss_and_grads", {"loss": np.asarray(value)})
     if backward_rule is None:
-        grads, _ = backward(p, trace, y)
+        check_finite_result("loss_and_grads", grads)
     else:
         grads = backward_rule(p, trace, y)
     return value, grads

@@ -15,8 +15,9 @@ This module is the one implementation of that stacked pass, used by chapter 9
 - :func:`stack_params`, :func:`unstack_params`: between a list of parameter
   dicts and one dict of stacked arrays.
 - :func:`loss_and_grads`: the loss and the full-BPTT gradient of every network
-  (tanh or ReLU), the recursion of :func:`bptt_lib.rnn.backward` with its
-  generated kernels applied to stacks.
+  (tanh or ReLU): :func:`bptt_lib.bptt.bptt` itself, run over :class:`StackedCell`
+  (the RNN cell of :mod:`bptt_lib.cell` whose parameters carry a leading axis
+  ``N``) with a masked output layer, its generated kernels applied to stacks.
 - :func:`train` and :class:`StackedHistory`: :func:`bptt_lib.training.train`
   for ``N`` networks, each with its own clipping and SGD step; a network whose
   values stop being finite is frozen and the others go on.
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import rnn
+from . import bptt, rnn
+from .cell import Cell
 from .clip import clip_by_global_norm, clip_by_value, global_norm
 from .jacobian_products import relu_kernels
 from .kernels import rnn_kernels
@@ -43,7 +45,7 @@ from .tasks import IGNORE
 from .training import History, check_schedule
 from .validation import as_array, require_finite, require_keys
 
-__all__ = ["Stack", "STACK_KEYS", "stack_params", "unstack_params", "loss_and_grads",
+__all__ = ["Stack", "StackedCell", "STACK_KEYS", "stack_params", "unstack_params", "loss_and_grads",
            "StackedHistory", "train"]
 
 STACK_KEYS = ("U", "W", "V", "b", "c")
@@ -100,7 +102,7 @@ def _check_stacked(stacked, sizes: dict) -> dict:
 
 
 def _check_batch(x, y, sizes: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` and ``y`` network first: ``(1 or N, T, B, D)`` and ``(1 or N, T, B)``; targets checked."""
+    """``x`` and ``y`` time first, a network axis second: ``(T, 1 or N, B, D)`` and ``(T, 1 or N, B)``; targets checked."""
     rank = np.ndim(x)
     if rank not in (3, 4):
         raise ValueError("x must have shape (T, B, D) (one batch for every network) or (T, N, B, D) "
@@ -115,22 +117,22 @@ def _check_batch(x, y, sizes: dict) -> tuple[np.ndarray, np.ndarray]:
     if np.any(bad):
         raise ValueError(f"y must hold class indices in [0, K={sizes['K']}) or IGNORE={IGNORE}; "
                          f"got {y[bad][0]} at index {tuple(int(i) for i in np.argwhere(bad)[0])}")
-    x_net = x[None] if rank == 3 else np.ascontiguousarray(np.swapaxes(x, 0, 1))
-    y_net = y[None] if y.ndim == 2 else np.ascontiguousarray(np.swapaxes(y, 0, 1))
-    empty = np.nonzero(~np.any(y_net != IGNORE, axis=(1, 2)))[0]
+    x_time = x[:, None] if rank == 3 else x       # time first: (T, 1 or N, B, D)
+    y_time = y[:, None] if y.ndim == 2 else y
+    empty = np.nonzero(~np.any(y_time != IGNORE, axis=(0, 2)))[0]
     if empty.size:
         where = "" if y.ndim == 2 else f" for network {empty[0]}"
         raise ValueError(f"y has no step with a target{where} (every entry is IGNORE)")
-    return x_net, y_net
+    return x_time, y_time
 
 
 def loss_and_grads(stacked: dict, x, y, *, activation: str = "tanh") -> tuple[np.ndarray, dict, np.ndarray]:
     r"""Loss and full-BPTT gradients of ``N`` RNNs (tanh or ReLU) in one pass.
 
-    The recursion of :func:`bptt_lib.rnn.backward`, with the same generated kernels
-    (``hidden_preactivation``, ``output_affine``, ``softmax_nll_grad``, ``output_vjp``,
-    ``tanh_vjp`` or ``relu_vjp``, ``hidden_vjp_h_prev``, ``hidden_vjp_params``; for
-    ReLU also the generated forward ``relu``) applied to :class:`Stack` arrays, so
+    :func:`bptt_lib.bptt.bptt` over :class:`StackedCell`, with the same generated kernels
+    (``input_projection``, ``recurrent_preactivation``, ``output_logits``, ``softmax_nll_grad``,
+    ``output_vjp``, ``tanh_vjp`` or ``relu_vjp``, ``hidden_vjp_h_prev``, ``hidden_vjp_params``;
+    for ReLU also the generated forward ``relu``) applied to :class:`Stack` arrays, so
     that network ``n`` gets the formulas of :func:`bptt_lib.rnn.loss_and_grads` or
     :func:`bptt_lib.remedies.relu_loss_and_grads`, and with masked targets those of
     :func:`bptt_lib.tasks.masked_loss_and_grads` (equal to round-off; see the tests).
@@ -172,45 +174,81 @@ def loss_and_grads(stacked: dict, x, y, *, activation: str = "tanh") -> tuple[np
     """
     sizes: dict = {}
     p = _check_stacked(stacked, sizes)
-    x_net, y_net = _check_batch(x, y, sizes)
+    x_time, y_time = _check_batch(x, y, sizes)
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
-    k = rnn_kernels()
-    act, act_vjp = (np.tanh, k.tanh_vjp) if activation == "tanh" else (relu_kernels().relu, relu_kernels().relu_vjp)
-    N, H, D, K = sizes["N"], sizes["H"], sizes["D"], sizes["K"]
-    T, B = sizes["T"], sizes["B"]
-    W, U, V = _stack(p["W"]), _stack(p["U"]), _stack(p["V"])
-    b, c = _stack(p["b"][:, None, :]), _stack(p["c"][:, None, :])
-    one_B, one_TB = _stack(np.ones((1, B, 1))), _stack(np.ones((1, T * B, 1)))
-    keep = y_net != IGNORE
-    y_filled = np.where(keep, y_net, 0).reshape(len(y_net), T * B)
-    keep = keep.reshape(len(y_net), T * B)
-    target = onehot(y_filled, K)                                        # (1 or N, T B, K)
-    h = np.zeros((N, T + 1, B, H))
+    cell = StackedCell("tanh", np.tanh, "tanh_vjp") if activation == "tanh" else \
+        StackedCell("relu", relu_kernels().relu, relu_kernels().relu_vjp)
+    N, T, B, H = sizes["N"], sizes["T"], sizes["B"], sizes["H"]
+    params = {"U": _stack(p["U"]), "W": _stack(p["W"]), "V": _stack(p["V"]),
+              "b": _stack(p["b"][:, None, :]), "c": _stack(p["c"][:, None, :])}
+    grad_h = np.empty((T, N, B, H))
     with np.errstate(all="ignore"):     # a diverging network is reported by its non-finite values
-        for t in range(T):
-            h[:, t + 1] = act(k.hidden_preactivation(_stack(h[:, t]), _stack(x_net[:, t]), W, U, b, one_B))
-        h_out = _stack(h[:, 1:].reshape(N, T * B, H))
-        o = np.asarray(k.output_affine(h_out, V, c, one_TB))
-        yhat, log_yhat = softmax_and_log(o)
-        picked = np.take_along_axis(log_yhat, np.broadcast_to(y_filled[..., None], (N, T * B, 1)), axis=-1)[..., 0]
-        loss = -np.sum(picked * keep, axis=1) / B
-        yhat = np.where(keep[..., None], yhat, target)                  # masked steps: yhat - target = 0
-        G_o = _stack(k.softmax_nll_grad(yhat, target, B))
-        dV, dc, grad_h_from_o = k.output_vjp(G_o, h_out, V, one_TB)
-        grad_h_from_o = np.asarray(grad_h_from_o).reshape(N, T, B, H)
-        grad_h = np.empty((N, T, B, H))
-        G_a = np.empty((N, T, B, H))
-        dh_next = np.zeros((N, B, H))
-        for t in reversed(range(T)):
-            grad_h[:, t] = grad_h_from_o[:, t] + dh_next
-            G_a[:, t] = act_vjp(grad_h[:, t], h[:, t + 1])
-            dh_next = np.asarray(k.hidden_vjp_h_prev(_stack(G_a[:, t]), W))
-        dW, dU, db = k.hidden_vjp_params(_stack(G_a.reshape(N, T * B, H)), _stack(h[:, :-1].reshape(N, T * B, H)),
-                                         _stack(x_net.reshape(len(x_net), T * B, D)), one_TB)
-    grads = {"U": np.asarray(dU), "W": np.asarray(dW), "V": np.asarray(dV),
-             "b": np.asarray(db).reshape(N, H), "c": np.asarray(dc).reshape(N, K)}
-    return loss, grads, grad_h
+        loss, grads, _ = bptt.bptt(cell, params, x_time, y_time, np.zeros((N, B, H)), grad_h=grad_h,
+                                   head=_masked_output_layer)
+    grads = {key: np.asarray(value).reshape(p[key].shape) for key, value in grads.items()}
+    return np.asarray(loss), grads, np.swapaxes(grad_h, 0, 1)
+
+
+def _network_rows(a: np.ndarray) -> Stack:
+    """``(n, N, B, ...)`` time first -> ``(N, n B, ...)``: each network's rows together, as a :class:`Stack`."""
+    n, N, B = a.shape[:3]
+    return _stack(np.swapaxes(a, 0, 1).reshape(N, n * B, *a.shape[3:]))
+
+
+class StackedCell(Cell):
+    """The RNN cell of :mod:`bptt_lib.cell` for ``N`` networks: parameters with a leading axis ``N``.
+
+    States are ``(N, B, H)`` per step and inputs ``(1 or N, B, D)``; ``U``, ``W``
+    are :class:`Stack` arrays and ``b`` is ``(N, 1, H)``, so that the generated
+    kernels compute every network's formulas at once. Only the parameter
+    gradients and the output layer need the rows of each network side by side.
+    """
+
+    def project(self, params, x, out=None):
+        """``b + U x`` for a block ``x`` (n, 1 or N, B, D): (n, N, B, H)."""
+        return rnn_kernels().input_projection(x, params["U"], params["b"], out=out)
+
+    def step_vjp(self, params, h_prev, h, dh):
+        k = rnn_kernels()
+        rule = getattr(k, self.activation_vjp) if isinstance(self.activation_vjp, str) else self.activation_vjp
+        da = rule(dh, h)
+        return da, np.asarray(k.hidden_vjp_h_prev(_stack(da), params["W"]))
+
+    def param_vjp(self, params, da, h, x, grads):
+        n, _, B, _ = x.shape
+        dW, dU, db = rnn_kernels().hidden_vjp_params(_network_rows(da), _network_rows(h[:-1]), _network_rows(x),
+                                                     _stack(np.ones((1, n * B, 1))))
+        grads["W"] += dW
+        grads["U"] += dU
+        grads["b"] += db
+
+
+def _masked_output_layer(params, h, y, grads, yhat=None):
+    r"""The output layer of a block of steps for ``N`` networks, with ignored targets.
+
+    ``h`` (n, N, B, H), ``y`` (n, 1 or N, B). Returns each network's loss (N,) and
+    ``dh`` (n, N, B, H), :math:`V^\top \nabla_{o^{(t)}} L`; adds ``dV`` and ``dc`` into ``grads``.
+    Steps whose target is :data:`bptt_lib.tasks.IGNORE` get the one-hot placeholder as
+    their :math:`\hat y^{(t)}`, so that :math:`\nabla_{o^{(t)}} L = 0` there.
+    """
+    k = rnn_kernels()
+    n, N, B, H = h.shape
+    K = params["V"].shape[-2]
+    rows = _network_rows(h)                                             # (N, n B, H)
+    y_rows = np.swapaxes(y, 0, 1).reshape(y.shape[1], n * B)           # (1 or N, n B)
+    keep = y_rows != IGNORE
+    y_filled = np.where(keep, y_rows, 0)
+    target = onehot(y_filled, K)                                        # (1 or N, n B, K)
+    one = _stack(np.ones((1, n * B, 1)))
+    yhat, log_yhat = softmax_and_log(np.asarray(k.output_logits(rows, params["V"], params["c"])))
+    picked = np.take_along_axis(log_yhat, np.broadcast_to(y_filled[..., None], (N, n * B, 1)), axis=-1)[..., 0]
+    loss = -np.sum(picked * keep, axis=1) / B
+    yhat = np.where(keep[..., None], yhat, target)                      # masked steps: yhat - target = 0
+    dV, dc, dh = k.output_vjp(_stack(k.softmax_nll_grad(yhat, target, B)), rows, params["V"], one)
+    grads["V"] += dV
+    grads["c"] += dc
+    return loss, np.ascontiguousarray(np.swapaxes(np.asarray(dh).reshape(N, n, B, H), 0, 1))
 
 
 @dataclass

@@ -85,7 +85,7 @@ def require_keys(name: str, mapping, keys: Sequence[str]) -> None:
 
 def require_finite(name: str, arr: np.ndarray) -> None:
     """Raise ``ValueError`` if ``arr`` holds NaN or infinity."""
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} holds a non-finite value ({arr[tuple(bad)]}) at index {tuple(int(i) for i in bad)}")
 
@@ -93,7 +93,7 @@ def require_finite(name: str, arr: np.ndarray) -> None:
 def check_finite_result(what: str, arrays: Mapping[str, np.ndarray]) -> None:
     """Raise ``FloatingPointError`` if a computed result is non-finite, naming which."""
     for key, arr in arrays.items():
-        if not np.all(np.isfinite(arr)):
+        if not np.isfinite(arr).all():
             raise FloatingPointError(
                 f"{what}: {key} is not finite (overflow or invalid operation); "
                 "check the parameter scale or clip the gradients"

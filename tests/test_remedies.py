@@ -169,20 +169,21 @@ def test_relu_backward_calls_the_generated_kernels(monkeypatch):
     _, reference = remedies.relu_loss_and_grads(params, x, y, h0)
     spaces = {"relu_vjp": jp.relu_kernels()}
     k = rnn_kernels()
-    for name in ("hidden_vjp_h_prev", "hidden_vjp_params", "output_vjp", "softmax_nll_grad", "hidden_preactivation"):
+    # The forward loop's step kernel is recurrent_preactivation (the input projection is hoisted out of the loop).
+    for name in ("hidden_vjp_h_prev", "hidden_vjp_params", "output_vjp", "softmax_nll_grad", "recurrent_preactivation"):
         spaces[name] = k
     calls = {}
     for name, space in spaces.items():
         original = getattr(space, name)
 
-        def spy(*args, _original=original, _name=name):
+        def spy(*args, _original=original, _name=name, **kwargs):
             calls[_name] = calls.get(_name, 0) + 1
-            return _original(*args)
+            return _original(*args, **kwargs)
 
         monkeypatch.setattr(space, name, spy)
     _, grads = remedies.relu_loss_and_grads(params, x, y, h0)
     assert calls == {"relu_vjp": 5, "hidden_vjp_h_prev": 5, "hidden_vjp_params": 1, "output_vjp": 1,
-                     "softmax_nll_grad": 1, "hidden_preactivation": 5}
+                     "softmax_nll_grad": 1, "recurrent_preactivation": 5}
     for key in grads:
         np.testing.assert_array_equal(grads[key], reference[key])
     # Corrupting the generated ReLU rule (letting gradient through inactive units) changes the result.

@@ -43,6 +43,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 __all__ = [
     "explicit_symbols", "step", "jacobian_h_prev", "prove_jacobian",
     "batch_symbols", "hidden_preactivation", "output_affine",
+    "input_projection", "recurrent_preactivation", "prove_split_preactivation",
     "affine_vjps", "prove_affine_vjps",
     "inductive_step_symbols", "tanh_vjp_entry", "bptt_inductive_step", "bptt_step_entry",
     "prove_bptt_inductive_step",
@@ -118,11 +119,12 @@ def batch_symbols() -> SimpleNamespace:
     ``h^{(t)}``; parameters ``W`` (H, H), ``U`` (H, D), ``V`` (K, H), and the
     biases as rows, ``b`` (1, H) for :math:`b^\top` and ``c`` (1, K) for :math:`c^\top`; ``one_B`` (B, 1) is a column of ones that
     copies a bias to every row; ``G_a`` (B, H) and ``G_o`` (B, K) are upstream
-    gradients.
+    gradients; ``Xp`` (B, H) is the projected input ``X U^T + 1_B b^T`` of one step
+    (see :func:`recurrent_preactivation`).
     """
     M = sp.MatrixSymbol
     return SimpleNamespace(
-        H_prev=M("H_prev", B, H), X=M("X", B, D), Hid=M("H", B, H),
+        H_prev=M("H_prev", B, H), X=M("X", B, D), Hid=M("H", B, H), Xp=M("X_p", B, H),
         W=M("W", H, H), U=M("U", H, D), b=M("b", 1, H),
         V=M("V", K, H), c=M("c", 1, K),
         one_B=M("one_B", B, 1), G_a=M("G_a", B, H), G_o=M("G_o", B, K),
@@ -138,6 +140,28 @@ def hidden_preactivation(sym: SimpleNamespace) -> sp.MatrixExpr:
 def output_affine(sym: SimpleNamespace) -> sp.MatrixExpr:
     """``O = H V^T + 1_B c^T`` (``H`` here is the (B, H) batch of hidden states): row ``i`` is ``o^T`` for example ``i``."""
     return sym.Hid * sym.V.T + sym.one_B * sym.c
+
+
+def input_projection(sym: SimpleNamespace) -> sp.MatrixExpr:
+    """``X_p = X U^T + 1_B b^T``: the part of the pre-activation that does not depend on the past.
+
+    It needs no earlier state, so the time loop of :mod:`bptt_lib.bptt` computes it
+    for many steps in one product (the rows of ``X`` are then every example of every step).
+    """
+    return sym.X * sym.U.T + sym.one_B * sym.b
+
+
+def recurrent_preactivation(sym: SimpleNamespace) -> sp.MatrixExpr:
+    """``A = H_prev W^T + X_p``: the pre-activation from the previous state and the projected input."""
+    return sym.H_prev * sym.W.T + sym.Xp
+
+
+def prove_split_preactivation() -> bool:
+    """True when :func:`recurrent_preactivation` with ``X_p`` = :func:`input_projection`
+    equals :func:`hidden_preactivation`, for symbolic sizes."""
+    sym = batch_symbols()
+    split = recurrent_preactivation(sym).subs(sym.Xp, input_projection(sym))
+    return sp.simplify(split - hidden_preactivation(sym)) == sp.ZeroMatrix(B, H)
 
 
 def affine_vjps(affine: sp.MatrixExpr, upstream: sp.MatrixSymbol, wrt) -> dict:
