@@ -235,6 +235,11 @@ def peak_memory(dims, module=rnn):
     T, B, D, H, K = dims
     params, x, y = problem(*dims)
     module.loss_and_grads(params, x, y)  # warm-up: caches, generated kernels
+    # The core keeps its work arrays between calls (bptt_lib.bptt.workspace): free them, so that
+    # the peak counts what one call needs, workspaces included, not what an earlier call left.
+    clear = getattr(sys.modules.get(module.__name__.rpartition(".")[0] + ".bptt"), "clear_workspace", None)
+    if clear is not None:
+        clear()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()

@@ -21,7 +21,8 @@ Chapter                                     Modules
                                             :mod:`~bptt_lib.gradcheck`, :mod:`~bptt_lib.training`, :mod:`~bptt_lib.optim`,
                                             :mod:`~bptt_lib.softmax`, :mod:`~bptt_lib.validation`,
                                             :mod:`~bptt_lib.exercises`, :mod:`~bptt_lib.plotting`,
-                                            :mod:`~bptt_lib.student_edition`
+                                            :mod:`~bptt_lib.student_edition`, :mod:`~bptt_lib.launch_cell`
+Where the time goes (appendix)              :mod:`~bptt_lib.timing`
 ==========================================  ==========================================================
 """
 

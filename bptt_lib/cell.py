@@ -45,8 +45,8 @@ add the step's Jacobian-vector product to this interface.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -121,7 +121,8 @@ class Cell:
         """
         return dh
 
-    def step_vjp(self, params: dict, h_prev: np.ndarray, h: np.ndarray, dh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step_vjp(self, params: dict, h_prev: np.ndarray, h: np.ndarray,
+                 dh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""Backward through one step: ``(da, dh_prev)``, both (B, H).
 
         ``h_prev`` and ``h`` are the step's input and output states :math:`h^{(t-1)}`,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import linecache
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter

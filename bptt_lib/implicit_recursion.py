@@ -12,8 +12,8 @@ of the RNN's own kernels (:func:`bptt_lib.kernels.rnn_kernels`).
   implicit recursion run forward in time (forward mode), and the loss gradient it gives.
 - :func:`linear_states`, :func:`linear_closed_form`, :func:`power_norms`,
   :func:`plot_power_norms`: the linear RNN, its closed form in powers of :math:`W`,
-  and how :math:`\lVert W^n \rVert` grows or decays; :func:`power_norm_summary`: the gap :math:`\lVert W^n\rVert_2 / \rho^n` and the
-  departure from normality.
+  and how :math:`\lVert W^n \rVert` grows or decays; :func:`power_norm_summary`: the gap
+  :math:`\lVert W^n\rVert_2 / \rho^n` and the departure from normality.
 - :func:`identity_bptt_grads`, :func:`identity_closed_form_grads`: the identity-activation
   RNN's gradients by BPTT (the activation hooks of :func:`bptt_lib.rnn.loss_and_grads`)
   and from their closed form in powers of :math:`W^\top`.
@@ -36,8 +36,8 @@ from . import rnn
 from .codegen import generate
 from .derive import implicit_recursion as dimr
 from .jacobian_products import recurrent_weight
-from .path_sum import path_term
 from .kernels import rnn_kernels
+from .path_sum import path_term
 from .softmax import onehot
 from .validation import as_array, check_finite_result, require_finite, require_keys
 
@@ -425,7 +425,7 @@ def plot_power_norms(radii=(0.8, 1.0, 1.2), n_hidden: int = 16, n_max: int = 50,
         raise ValueError("radii must be a 1-D sequence of positive numbers")
     n = np.arange(n_max + 1)
     fig, ax = plt.subplots()
-    for i, rho in enumerate(radii):
+    for rho in radii:
         W = recurrent_weight(n_hidden, rho, kind="gaussian", rng=np.random.default_rng(seed))
         line, = ax.semilogy(n, power_norms(W, n_max), lw=2, label=rf"$\rho(W) = {rho:g}$")
         ax.semilogy(n, rho**n, "--", color=line.get_color(), lw=1)
@@ -438,7 +438,8 @@ def plot_power_norms(radii=(0.8, 1.0, 1.2), n_hidden: int = 16, n_max: int = 50,
 
 def power_norm_summary(radii=(0.8, 1.0, 1.2), n_hidden: int = 16, n_max: int = 60, *, kind: str = "gaussian",
                        seed: int = 0) -> list[dict]:
-    r"""For each spectral radius: how far :math:`\lVert W^n\rVert_2` sits above :math:`\rho^n`, and how non-normal :math:`W` is.
+    r"""For each spectral radius: how far :math:`\lVert W^n\rVert_2` sits above :math:`\rho^n`, and how
+    non-normal :math:`W` is.
 
     ``W`` is :func:`bptt_lib.jacobian_products.recurrent_weight` (``kind`` "gaussian",
     the draws of :func:`plot_power_norms`, or "orthogonal", a normal matrix).

@@ -41,9 +41,9 @@ def rnn_kernels() -> SimpleNamespace:
     """Generate (once) and return the kernels, by name (see :data:`KERNEL_NAMES`)."""
     sym = rnn_step.batch_symbols()
     A = rnn_step.hidden_preactivation(sym)
-    O = rnn_step.output_affine(sym)
+    logits = rnn_step.output_affine(sym)
     hidden = rnn_step.affine_vjps(A, sym.G_a, [sym.W, sym.U, sym.b, sym.H_prev])
-    output = rnn_step.affine_vjps(O, sym.G_o, [sym.V, sym.c, sym.Hid])
+    output = rnn_step.affine_vjps(logits, sym.G_o, [sym.V, sym.c, sym.Hid])
     nll_grad, nll_sym = softmax_nll.compact_gradient()
     g, h, s = activations.g, activations.h, activations.s
 
@@ -52,7 +52,7 @@ def rnn_kernels() -> SimpleNamespace:
         "hidden_preactivation", [sym.H_prev, sym.X, sym.W, sym.U, sym.b, sym.one_B], A,
         "a = b + W h_prev + U x for a batch: (B, H).")
     k.output_affine = generate(
-        "output_affine", [sym.Hid, sym.V, sym.c, sym.one_B], O,
+        "output_affine", [sym.Hid, sym.V, sym.c, sym.one_B], logits,
         "o = c + V h for a batch: (B, K).")
     k.tanh_vjp = generate(
         "tanh_vjp", [g, h], activations.vjp("tanh"),
@@ -81,6 +81,6 @@ def rnn_kernels() -> SimpleNamespace:
         "recurrent_preactivation", [sym.H_prev, sym.W, sym.Xp], rnn_step.recurrent_preactivation(sym),
         "a = W h_prev + x_p for a batch, written into out: (B, H).")
     k.output_logits = generate_into(
-        "output_logits", [sym.Hid, sym.V, sym.c], O,
+        "output_logits", [sym.Hid, sym.V, sym.c], logits,
         "o = c + V h for every row, written into out: (rows, K).", ones=[sym.one_B])
     return k

@@ -342,9 +342,9 @@ def counting_kernel_calls(names: Sequence[str] = BACKWARD_KERNELS) -> Iterator[d
     calls = dict.fromkeys(names, 0)
 
     def counted(name: str, fn: Callable) -> Callable:
-        def wrapper(*args):
+        def wrapper(*args, **kwargs):   # kwargs: the out= of the kernels that write in place
             calls[name] += 1
-            return fn(*args)
+            return fn(*args, **kwargs)
         return wrapper
 
     try:

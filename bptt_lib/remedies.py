@@ -26,7 +26,7 @@ this module does not repeat them.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -191,7 +191,8 @@ def relu_backward(params: dict, trace: rnn.Trace, y) -> tuple[dict, np.ndarray]:
 
 
 def relu_loss_and_grads(params: dict, x, y, h0=None) -> tuple[float, dict]:
-    """Loss and gradients of the ReLU RNN by full BPTT; the drop-in ``loss_and_grads`` for :func:`bptt_lib.training.train`.
+    """Loss and gradients of the ReLU RNN by full BPTT; the drop-in ``loss_and_grads`` for
+    :func:`bptt_lib.training.train`.
 
     Parameters
     ----------

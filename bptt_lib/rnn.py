@@ -4,7 +4,8 @@ Notation (Goodfellow, Bengio & Courville, ch. 10), for example ``b`` of a batch:
 
 .. math::
 
-    a^{(t)} = b + W h^{(t-1)} + U x^{(t)}, \quad h^{(t)} = \tanh a^{(t)}, \quad
+    a^{(t)} = b + W h^{(t-1)} + U x^{(t)}, \quad h^{(t)} = \tanh a^{(t)},
+
     o^{(t)} = c + V h^{(t)}, \quad \hat y^{(t)} = \operatorname{softmax}(o^{(t)}),
 
     L = \frac{1}{B} \sum_{b=1}^{B} \sum_{t=1}^{T} -\log \hat y^{(t)}_{b,\, y^{(t)}_b}.

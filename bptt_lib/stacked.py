@@ -102,7 +102,8 @@ def _check_stacked(stacked, sizes: dict) -> dict:
 
 
 def _check_batch(x, y, sizes: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` and ``y`` time first, a network axis second: ``(T, 1 or N, B, D)`` and ``(T, 1 or N, B)``; targets checked."""
+    """``x`` and ``y`` time first, a network axis second: ``(T, 1 or N, B, D)`` and ``(T, 1 or N, B)``;
+    targets checked."""
     rank = np.ndim(x)
     if rank not in (3, 4):
         raise ValueError("x must have shape (T, B, D) (one batch for every network) or (T, N, B, D) "

@@ -36,7 +36,6 @@ import time
 import numpy as np
 
 from . import rnn
-from .softmax import softmax_and_log
 
 __all__ = ["flop_counts", "floor_call", "measure", "breakdown", "scaling", "one_blas_thread", "STAGES",
            "plot_breakdown", "plot_scaling"]
@@ -175,7 +174,7 @@ def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, m
         _, _, _, s = rnn.check_inputs(params, x, None, kind="float")
         rnn.check_targets(y, s)
 
-    stages = _stages_of_the_core(p, x, y, h0) if _has_recurrent_core() else _stages_of_rnn(p, x, y, h0)
+    stages = _stages_of_the_core(p, x, y, h0)
     functions = {"whole": lambda: rnn.loss_and_grads(params, x, y), "validation": validation,
                  **stages["functions"], "floor": floor_call(T, B, D, H, K, rng=np.random.default_rng(0))}
     measured = measure(functions, repeats=repeats, min_time=min_time)
@@ -183,14 +182,6 @@ def breakdown(params: dict, x: np.ndarray, y: np.ndarray, *, repeats: int = 5, m
     parts = {"validation": m["validation"], **stages["parts"](m)}
     return {"whole": m["whole"], "parts": {stage: parts[stage] for stage in STAGES}, "floor": m["floor"],
             "measured": measured}
-
-
-def _has_recurrent_core() -> bool:
-    try:
-        from . import bptt
-    except ImportError:
-        return False
-    return hasattr(bptt, "output_layer")
 
 
 def _stages_of_the_core(p, x, y, h0) -> dict:
@@ -216,75 +207,22 @@ def _stages_of_the_core(p, x, y, h0) -> dict:
         for t0, t1 in reversed(blocks):
             g = work[(t0, t1)]
             np.copyto(g, dh[(t0, t1)])       # the output layer's gradients, as the call receives them
-            with bptt.one_blas_thread():
+            with bptt.one_blas_thread(dh_next.size * h.shape[-1]):   # as bptt.bptt decides
                 for t in reversed(range(t1 - t0)):
                     g[t] += dh_next
-                    g[t], dh_next = cell.step_vjp(p, h[t0 + t + 1], g[t])
+                    g[t], dh_next = cell.step_vjp(p, h[t0 + t], h[t0 + t + 1], g[t])
 
     backward_recurrence()  # leaves the steps' gradients da in `work`
 
     def gradient_accumulation():
         for t0, t1 in blocks:
-            cell.param_vjp(p, work[(t0, t1)], h[t0:t1], x[t0:t1], grads)
+            cell.param_vjp(p, work[(t0, t1)], h[t0:t1 + 1], x[t0:t1], grads)
 
     functions = {"forward": lambda: bptt.forward(cell, p, x, h0), "output layer": output_layer,
                  "backward recurrence": backward_recurrence, "gradient accumulation": gradient_accumulation}
     return {"functions": functions, "parts": lambda m: {
         "forward recurrence": m["forward"], "output layer + softmax": m["output layer"],
         "backward recurrence": m["backward recurrence"], "gradient accumulation": m["gradient accumulation"]}}
-
-
-def _stages_of_rnn(p, x, y, h0) -> dict:
-    """The stages of the earlier :mod:`bptt_lib.rnn` (forward, then backward over the whole trace).
-
-    Three parts are differences of two measured times: the forward recurrence is
-    :func:`~bptt_lib.rnn.forward_unchecked` less the output layer and softmax; the
-    backward recurrence is :func:`~bptt_lib.rnn.backward` less its validation, its
-    output layer and its ``dW, dU, db``; the output layer's backward pass is
-    :func:`~bptt_lib.rnn.output_grads` less ``dV, dc``.
-    """
-    T, B, D = x.shape
-    H, K = p["W"].shape[0], p["V"].shape[0]
-    trace = rnn.forward_unchecked(p, x, h0)
-    h_all, h_prev = trace.h[1:].reshape(T * B, H), trace.h[:-1].reshape(T * B, H)
-    rng = np.random.default_rng(0)
-    G_a, G_o = rng.standard_normal((T * B, H)), rng.standard_normal((T * B, K))
-    X = x.reshape(T * B, D)
-    revalidates = _counts_calls(lambda: rnn.loss_and_grads(p, x, y), "check_backward_inputs") > 0
-    functions = {
-        "check_backward_inputs": lambda: rnn.check_backward_inputs(p, trace, y),
-        "forward_unchecked": lambda: rnn.forward_unchecked(p, x, h0),
-        "output forward": lambda: softmax_and_log((h_all @ p["V"].T + p["c"]).reshape(T, B, K)),
-        "nll": lambda: rnn.nll(trace, y),
-        "output_grads": lambda: rnn.output_grads(p, trace, y),
-        "dV, dc": lambda: (G_o.T @ h_all, G_o.sum(axis=0)),
-        "dW, dU, db": lambda: (G_a.T @ h_prev, G_a.T @ X, G_a.sum(axis=0)),
-        "backward": lambda: rnn.backward(p, trace, y),
-    }
-    return {"functions": functions, "parts": lambda m: {
-        "forward recurrence": m["forward_unchecked"] - m["output forward"],
-        "validation": m["validation"] + (m["check_backward_inputs"] if revalidates else 0.0),
-        "output layer + softmax": m["output forward"] + m["nll"] + m["output_grads"] - m["dV, dc"],
-        "backward recurrence": m["backward"] - m["check_backward_inputs"] - m["output_grads"] - m["dW, dU, db"],
-        "gradient accumulation": m["dV, dc"] + m["dW, dU, db"]}}
-
-
-def _counts_calls(call, name: str) -> int:
-    """How often ``call()`` calls ``bptt_lib.rnn.<name>`` (the module attribute is replaced by a spy)."""
-    original = getattr(rnn, name)
-    count = 0
-
-    def spy(*args, **kwargs):
-        nonlocal count
-        count += 1
-        return original(*args, **kwargs)
-
-    setattr(rnn, name, spy)
-    try:
-        call()
-    finally:
-        setattr(rnn, name, original)
-    return count
 
 
 def scaling(sizes, *, repeats: int = 3, min_time: float = 0.02, seed: int = 0) -> dict:

@@ -14,14 +14,14 @@ Tolerances:
 
 import tracemalloc
 
+import frozen_rnn
 import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import frozen_rnn
 from problems import rnn_problem
+
 from bptt_lib import bptt, gradcheck, remedies, rnn
 from bptt_lib.cell import TANH_RNN, rnn_cell
 from bptt_lib.codegen import generate_into, source_of
@@ -147,11 +147,15 @@ def test_time_loops_call_the_generated_step_kernels(monkeypatch):
     _, reference = rnn.loss_and_grads(params, x, y, h0)
     k = rnn_kernels()
     calls = {}
+
+    def counting(name, original):
+        def spy(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+        return spy
+
     for name in ("input_projection", "recurrent_preactivation", "output_logits"):
-        def spy(*args, _original=getattr(k, name), _name=name, **kwargs):
-            calls[_name] = calls.get(_name, 0) + 1
-            return _original(*args, **kwargs)
-        monkeypatch.setattr(k, name, spy)
+        monkeypatch.setattr(k, name, counting(name, getattr(k, name)))
     _, grads = rnn.loss_and_grads(params, x, y, h0)
     assert calls == {"input_projection": 1, "recurrent_preactivation": 6, "output_logits": 1}
     for key in grads:

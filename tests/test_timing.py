@@ -99,16 +99,6 @@ def test_measure_calls_each_function_once_to_warm_up_then_n_times_per_round():
         assert (calls[name] - 1) % 4 == 0 and calls[name] > 4
 
 
-def test_the_spy_sees_the_backward_validation():
-    rng = np.random.default_rng(0)
-    p = rnn.init_params(2, 3, 2, rng=rng)
-    x, y = rng.standard_normal((4, 1, 2)), rng.integers(0, 2, size=(4, 1))
-    trace = rnn.forward(p, x)
-    assert timing._counts_calls(lambda: rnn.backward(p, trace, y), "check_backward_inputs") == 1
-    assert timing._counts_calls(lambda: rnn.forward(p, x), "check_backward_inputs") == 0
-    assert rnn.check_backward_inputs is not None and not hasattr(rnn.check_backward_inputs, "__wrapped__")
-
-
 @contextlib.contextmanager
 def _freed_memory_kept():
     """Inside the block, glibc's malloc keeps freed memory (no mmap per array, no trimming).

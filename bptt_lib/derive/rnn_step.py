@@ -113,11 +113,12 @@ T, B, D, H, K = sp.symbols("T B D H K", integer=True, positive=True)
 
 
 def batch_symbols() -> SimpleNamespace:
-    """Matrix symbols of symbolic size for one time step of a batch.
+    r"""Matrix symbols of symbolic size for one time step of a batch.
 
     Rows are examples: ``H_prev`` (B, H), ``X`` (B, D), ``Hid`` (B, H) for
     ``h^{(t)}``; parameters ``W`` (H, H), ``U`` (H, D), ``V`` (K, H), and the
-    biases as rows, ``b`` (1, H) for :math:`b^\top` and ``c`` (1, K) for :math:`c^\top`; ``one_B`` (B, 1) is a column of ones that
+    biases as rows, ``b`` (1, H) for :math:`b^\top` and ``c`` (1, K) for
+    :math:`c^\top`; ``one_B`` (B, 1) is a column of ones that
     copies a bias to every row; ``G_a`` (B, H) and ``G_o`` (B, K) are upstream
     gradients; ``Xp`` (B, H) is the projected input ``X U^T + 1_B b^T`` of one step
     (see :func:`recurrent_preactivation`).
@@ -138,7 +139,8 @@ def hidden_preactivation(sym: SimpleNamespace) -> sp.MatrixExpr:
 
 
 def output_affine(sym: SimpleNamespace) -> sp.MatrixExpr:
-    """``O = H V^T + 1_B c^T`` (``H`` here is the (B, H) batch of hidden states): row ``i`` is ``o^T`` for example ``i``."""
+    """``O = H V^T + 1_B c^T`` (``H`` here is the (B, H) batch of hidden states): row ``i`` is
+    ``o^T`` for example ``i``."""
     return sym.Hid * sym.V.T + sym.one_B * sym.c
 
 
@@ -201,7 +203,7 @@ def prove_affine_vjps(n_batch: int = 2, n_in: int = 2, n_hidden: int = 2) -> boo
         L = sum(G[i, j] * A[i, j] for i in range(A.rows) for j in range(A.cols))
         for p, compact in affine_vjps(affine, upstream, wrt).items():
             P = p.subs(sizes).as_explicit()
-            componentwise = P.applyfunc(lambda entry: sp.diff(L, entry))
+            componentwise = P.applyfunc(lambda entry, L=L: sp.diff(L, entry))
             if sp.simplify(componentwise - compact.subs(sizes).as_explicit()) != sp.zeros(*P.shape):
                 return False
     return True
@@ -260,7 +262,8 @@ def bptt_inductive_step() -> dict:
     The part of the loss that depends on :math:`h^{(t)}` is
     :math:`\mathcal L_t(h^{(t)}) = L^{(t)}(c + V h^{(t)}) + \mathcal L_{t+1}(\tanh(b + W h^{(t)} + U x^{(t+1)}))`.
     Its first-order change is the trace
-    :math:`\operatorname{tr}\big((\nabla_{a^{(t+1)}} L)^\top da^{(t+1)}\big) + \operatorname{tr}\big((\nabla_{o^{(t)}} L)^\top do^{(t)}\big)`,
+    :math:`\operatorname{tr}\big((\nabla_{a^{(t+1)}} L)^\top da^{(t+1)}\big)
+    + \operatorname{tr}\big((\nabla_{o^{(t)}} L)^\top do^{(t)}\big)`,
     so SymPy differentiates each trace with respect to the matrix symbol ``h``
     (two separate derivatives: SymPy 1.14 returns zero for the derivative of a
     *sum* of two such traces). Then the tanh step's product
@@ -292,7 +295,8 @@ def bptt_step_entry() -> tuple[sp.Expr, sp.Expr]:
 
     In index notation (``sympy.IndexedBase``, sizes :math:`H` and :math:`K` symbols),
     the first-order part of :math:`\mathcal L_t` that depends on :math:`h = h^{(t)}` is
-    :math:`\sum_{j=1}^{H} g_j \tanh\big(\beta_j + \sum_{k=1}^{H} W_{jk} h_k\big) + \sum_{m=1}^{K} \varepsilon_m \sum_{k=1}^{H} V_{mk} h_k`,
+    :math:`\sum_{j=1}^{H} g_j \tanh\big(\beta_j + \sum_{k=1}^{H} W_{jk} h_k\big)
+    + \sum_{m=1}^{K} \varepsilon_m \sum_{k=1}^{H} V_{mk} h_k`,
     with :math:`\beta = b + U x^{(t+1)}`, :math:`g = \nabla_{h^{(t+1)}} L`,
     :math:`\varepsilon = \nabla_{o^{(t)}} L`. SymPy differentiates it with respect to
     :math:`h_i`, with no matrix rules supplied.
