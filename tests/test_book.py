@@ -165,16 +165,20 @@ def prose_words(path: Path) -> int:
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)
     text = re.sub(r"```\{math\}.*?```", "", text, flags=re.S)
+    # A role shows its title, not its markup or target: {py:func}`title <bptt_lib.x>` -> title.
+    text = re.sub(r"\{[a-z:]+\}`([^`<]*?)\s*<[^`]*>`", r"\1", text)
+    text = re.sub(r"\{[a-z:]+\}`([^`]*)`", r"\1", text)
     return len(re.findall(r"[A-Za-z][A-Za-z'\-]*", text))
 
 
 def test_prose_words_counts_words_not_math_or_code(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# The title\n\nIt's a well-known rule:\n$$ a = b + W h $$\nand $x$ counts."),
+        nbformat.v4.new_markdown_cell("{py:func}`two words <bptt_lib.rnn.loss_and_grads>` {index}`one`"),
         nbformat.v4.new_code_cell("print('code is not prose')")])
     path = tmp_path / "probe.ipynb"
     nbformat.write(nb, path)
-    assert prose_words(path) == 9  # The title It's a well-known rule and x counts
+    assert prose_words(path) == 12  # The title It's a well-known rule and x counts; two words one
 
 
 def test_parts_one_and_two_stay_within_the_word_budget():
