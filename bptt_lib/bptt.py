@@ -119,7 +119,8 @@ def blocks(T: int, B: int, rows: int | None = None) -> list[tuple[int, int]]:
     return [(t0, min(t0 + steps, T)) for t0 in range(0, T, steps)]
 
 
-def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, keep: bool = True) -> np.ndarray:
+def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *,
+            keep: bool = True) -> np.ndarray:
     """Run ``cell`` over the inputs ``x`` (T, B, D) from the state ``h0`` (B, width).
 
     Returns
@@ -129,14 +130,17 @@ def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *, keep: bool = T
         lives in a :func:`workspace` that the next call overwrites (for :func:`bptt`,
         which needs the states only until it returns).
     """
-    shape, dtype = (len(x) + 1, *h0.shape), np.result_type(*params.values(), x, h0)
+    shape = (len(x) + 1, *h0.shape)
+    dtype = np.result_type(*params.values(), x, h0)
     h = np.empty(shape, dtype) if keep else workspace("h", shape, dtype)
     h[0] = h0
     steps = blocks(len(x), h0.size // h0.shape[-1])
-    xp = workspace("xp", (steps[0][1], *h0.shape[:-1], cell.projection_width(params)), dtype)
+    width = cell.projection_width(params)
+    xp = workspace("xp", (steps[0][1], *h0.shape[:-1], width), dtype)
     for t0, t1 in steps:
-        cell.project(params, x[t0:t1], out=xp[:t1 - t0])           # b + U x for the block: one product
-        with one_blas_thread(h0.size * xp.shape[-1]):
+        # b + U x for a block of steps: one matrix product, outside the recursion
+        cell.project(params, x[t0:t1], out=xp[:t1 - t0])
+        with one_blas_thread(h0.size * width):
             for t in range(t0, t1):
                 cell.step(params, h[t], xp[t - t0], out=h[t + 1])
     return h
@@ -192,8 +196,8 @@ def output_layer(params: dict, h: np.ndarray, y: np.ndarray, grads: dict, yhat=N
     return loss, dh.reshape(n, B, H)
 
 
-def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=None, grad_h=None,
-         head=output_layer):
+def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None,
+         grads=None, grad_h=None, head=output_layer):
     r"""Backpropagation through time: loss, parameter gradients and :math:`\nabla_{h^{(0)}} L`.
 
     Parameters
@@ -228,27 +232,31 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None, grads=
     dh0 : ndarray, (B, width)
         :math:`\nabla_{h^{(0)}} L`, the gradient with respect to the initial state.
     """
-    if h is None:                                        # forward: every state, kept for the backward pass
+    if h is None:                    # forward: every state, kept for the way back
         h = forward(cell, params, x, h0, keep=False)
     if grads is None:
         grads = {key: np.zeros_like(value) for key, value in params.items()}
-    if dh_next is None:                                  # no gradient arrives from after the last step
+    if dh_next is None:              # no gradient arrives from after the last step
         dh_next = np.zeros_like(h[0])
     loss = 0.0
     steps = blocks(len(x), h[0].size // h.shape[-1])
-    da = workspace("da", (steps[0][1], *h.shape[1:-1], cell.projection_width(params)), h.dtype)
-    for t0, t1 in reversed(steps):                       # backward, the last block of steps first
-        block_loss, dh = head(params, cell.hidden(h[t0 + 1:t1 + 1]), y[t0:t1], grads,
-                              None if yhat is None else yhat[t0:t1])   # adds dV, dc
+    width = cell.projection_width(params)
+    da = workspace("da", (steps[0][1], *h.shape[1:-1], width), h.dtype)
+    for t0, t1 in reversed(steps):   # backward, the last block of steps first
+        # the block's outputs: their loss, dV and dc added, and V^T dL/do for each step
+        block_yhat = None if yhat is None else yhat[t0:t1]
+        out_h = cell.hidden(h[t0 + 1:t1 + 1])
+        block_loss, dh = head(params, out_h, y[t0:t1], grads, block_yhat)
         loss += block_loss
-        dh = cell.state_gradient(dh)                     # the outputs' gradient, as a gradient of the state
-        with one_blas_thread(dh_next.size * da.shape[-1]):
-            for t in reversed(range(t1 - t0)):           # the recursion, one step at a time
-                dh[t] += dh_next                         # through its own output and through step t + 1
+        dh = cell.state_gradient(dh)     # as a gradient of the whole state
+        with one_blas_thread(dh_next.size * width):
+            for t in reversed(range(t1 - t0)):   # the recursion, one step at a time
+                dh[t] += dh_next         # via its own output, and via step t + 1
                 if grad_h is not None:
                     grad_h[t0 + t] = dh[t]
                 da[t], dh_next = cell.step_vjp(params, h[t0 + t], h[t0 + t + 1], dh[t])
-        cell.param_vjp(params, da[:t1 - t0], h[t0:t1 + 1], x[t0:t1], grads)   # adds dW, dU, db
+        # dW, dU, db of the block: one matrix product each, outside the recursion
+        cell.param_vjp(params, da[:t1 - t0], h[t0:t1 + 1], x[t0:t1], grads)
     return loss, grads, dh_next
 
 
