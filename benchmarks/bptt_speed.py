@@ -34,6 +34,7 @@ output layer after it, as a careful JAX user would (PyTorch's nn.RNN does the sa
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -85,14 +86,16 @@ def problem(T, B, D, H, K, seed=0):
     return params, x, y
 
 
-# ---------------------------------------------------------------- PyTorch
-
-def torch_version():
+def version_of(name: str):
+    """The installed version of the optional library ``name``, or None when it is not installed."""
     try:
-        import torch
+        module = importlib.import_module(name)
     except ImportError:
         return None
-    return torch.__version__
+    return module.__version__
+
+
+# ---------------------------------------------------------------- PyTorch
 
 
 def torch_call(params, x, y):
@@ -127,13 +130,6 @@ def torch_call(params, x, y):
 
 
 # ---------------------------------------------------------------- JAX
-
-def jax_version():
-    try:
-        import jax
-    except ImportError:
-        return None
-    return jax.__version__
 
 
 def jax_call(params, x, y):
@@ -254,7 +250,7 @@ def peak_memory(dims, module=rnn):
 def environment():
     info = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
             "cpu": _cpu_name(), "cpus": os.cpu_count(), "bptt_lib": rnn.__file__,
-            "torch": torch_version(), "jax": jax_version()}
+            "torch": version_of("torch"), "jax": version_of("jax")}
     if threadpool_info is not None:
         info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
                         for d in threadpool_info()]
@@ -328,12 +324,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     libraries = {}
-    if not args.no_torch and torch_version():
+    if not args.no_torch and version_of("torch"):
         import torch
         torch.set_num_threads(1)
         torch.set_num_interop_threads(1)
         libraries["torch"] = torch_call
-    if not args.no_jax and jax_version():
+    if not args.no_jax and version_of("jax"):
         libraries["jax"] = jax_call
     baseline_rnn = None
     if args.baseline:

@@ -27,7 +27,7 @@ import numpy as np
 from . import bptt
 from .cell import rnn_cell
 from .kernels import rnn_kernels
-from .softmax import onehot, softmax_and_log
+from .softmax import softmax_and_log
 from .validation import as_array, check_finite_result, positive_int, positive_number, require_finite, require_keys
 
 __all__ = [
@@ -250,13 +250,11 @@ def output_grads(p: dict, trace: Trace, y: np.ndarray) -> tuple[np.ndarray, np.n
         :math:`h^{(t)}` through its own output only.
 
     ``p`` and ``y`` must already be validated (:func:`check_params`, :func:`check_targets`).
+    The rule is :func:`bptt_lib.bptt.output_layer`'s, on all steps as one block.
     """
-    k = rnn_kernels()
-    T, B, _ = trace.x.shape
-    H, K = p["W"].shape[0], p["V"].shape[0]
-    G_o = k.softmax_nll_grad(trace.yhat.reshape(T * B, K), onehot(y.reshape(-1), K), B)
-    dV, dc, grad_h_from_o = k.output_vjp(G_o, trace.h[1:].reshape(T * B, H), p["V"], np.ones((T * B, 1)))
-    return dV, dc.reshape(K), grad_h_from_o.reshape(T, B, H)
+    grads = {"V": np.zeros_like(p["V"]), "c": np.zeros_like(p["c"])}
+    _, grad_h_from_o = bptt.output_layer(p, trace.h[1:], y, grads, trace.yhat)
+    return grads["V"], grads["c"], grad_h_from_o
 
 
 def backward(params: dict, trace: Trace, y, *, activation_vjp=None) -> tuple[dict, np.ndarray]:
