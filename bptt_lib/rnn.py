@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bptt
+from . import bptt, models
 from .cell import rnn_cell
 from .kernels import rnn_kernels
 from .softmax import softmax_and_log
@@ -33,7 +33,7 @@ from .validation import as_array, check_finite_result, positive_int, positive_nu
 __all__ = [
     "PARAM_SHAPES", "Trace", "init_params", "forward", "loss", "backward", "loss_and_grads",
     "check_params", "check_inputs", "check_targets", "forward_unchecked", "nll", "output_grads",
-    "normal_weights", "check_backward_inputs",
+    "normal_weights", "check_backward_inputs", "MODEL",
 ]
 
 PARAM_SHAPES = {"U": ("H", "D"), "W": ("H", "H"), "V": ("K", "H"), "b": ("H",), "c": ("K",)}
@@ -350,3 +350,13 @@ def loss_and_grads(params: dict, x, y, h0=None, *, activation=np.tanh, activatio
     else:
         grads = backward_rule(p, trace, y)
     return value, grads
+
+
+def _prepare(params, x, y, state0):
+    """Validate for the sequence algorithms of :mod:`bptt_lib.models`: ``(params, x, y, h0)``."""
+    p, x, h0, sizes = check_inputs(params, x, state0, kind="float")
+    return p, x, check_targets(y, sizes), h0
+
+
+MODEL = models.Model(name="rnn", cell=rnn_cell(), prepare=_prepare)
+"""The tanh RNN as ``model="rnn"`` of truncated BPTT, ARTBP and checkpointing (:mod:`bptt_lib.models`)."""
