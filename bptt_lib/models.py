@@ -42,12 +42,18 @@ class Model:
         argument (errors name the argument, the expected and the actual value) and
         returns float64 arrays, ``x`` (T, B, D), ``y`` (T, B) and ``h0`` (B, width),
         the initial state record of the cell (``state0``, zeros by default, laid out
-        as the cell stores its states).
+        as the cell stores its states). The returned ``params`` are what the cell
+        computes with: the parameters themselves, or a packed form of them (a gated
+        cell stacks its gates' matrices so that one product serves all gates).
+    unpack : callable
+        ``unpack(grads) -> dict``: gradients of the returned ``params`` as gradients with
+        the keys and shapes of the parameters the caller passed (the identity for the RNN).
     """
 
     name: str
     cell: object
     prepare: Callable
+    unpack: Callable = dict
 
 
 def get_model(model) -> Model:
@@ -74,5 +80,6 @@ def full_grads(params: dict, x, y, *, model="rnn", state0=None) -> tuple[float, 
     grads = {key: np.zeros_like(value) for key, value in p.items()}
     with np.errstate(over="ignore", invalid="ignore"):
         loss, grads, _ = bptt.bptt(m.cell, p, x, y, h0, grads=grads)
+    grads = m.unpack(grads)
     check_finite_result("full_grads", {"loss": np.asarray(loss), **grads})
     return loss, grads
