@@ -29,6 +29,15 @@ in one process, interleaved.
 
 The JAX version projects the inputs of all steps in one product before the scan and computes the
 output layer after it, as a careful JAX user would (PyTorch's nn.RNN does the same internally).
+
+The gated cells of Part V (``--gated``, all of :data:`GATED_CELLS` by default) are timed at the
+canonical size only, each against PyTorch's own cell with a Linear output and cross-entropy, in
+interleaved rounds, after the same agreement check (for the LSTM: ``nn.LSTM``, whose gate order
+(i, f, g, o) is mapped to the book's keys, and its second bias set to zero).
+For the GRU: ``nn.GRU`` applies the reset gate after the product, so it is checked against
+``bptt_lib.gru`` with ``reset="after"`` (its blocks (r, z, n) mapped to the book's keys, its
+second bias zero); the time compared is that of the book's GRU (reset before the product,
+the same number of multiply-adds), and the reset-after variant is timed in the same rounds.
 """
 
 from __future__ import annotations
@@ -190,6 +199,204 @@ def baseline_call(baseline_rnn):
     return make
 
 
+# ---------------------------------------------------------------- gated cells (Part V): LSTM
+
+GATED_CELLS = globals().get("GATED_CELLS", {})
+"""Gated cells timed at the canonical size against PyTorch: name -> ``bench(repeats, use_torch) -> dict``."""
+
+LSTM_GATES_TORCH = ("i", "f", "g", "q")
+"""PyTorch stacks the LSTM's gates as (input, forget, cell, output); bptt_lib.lstm as (f, i, g, q)."""
+
+
+def lstm_problem(T, B, D, H, K, seed=0):
+    """LSTM parameters (forget bias 1, small random biases so that their gradients are checked), inputs, targets."""
+    from bptt_lib import lstm
+
+    rng = np.random.default_rng(seed)
+    params = lstm.init_params(D, H, K, rng=rng)
+    for key in params:
+        if key.startswith("b_") or key == "c":
+            params[key] = params[key] + 0.1 * rng.standard_normal(params[key].shape)
+    return params, rng.standard_normal((T, B, D)), rng.integers(0, K, size=(T, B))
+
+
+def lstm_torch_call(params, x, y):
+    """PyTorch's ``nn.LSTM`` + ``nn.Linear`` + cross-entropy (sum over time / B): (result, run), as torch_call."""
+    import torch
+
+    T, B, D = x.shape
+    H, K = params["W_f"].shape[0], params["V"].shape[0]
+    cell = torch.nn.LSTM(D, H, dtype=torch.float64)
+    out = torch.nn.Linear(H, K, dtype=torch.float64)
+    with torch.no_grad():
+        cell.weight_ih_l0.copy_(torch.from_numpy(np.concatenate([params[f"U_{g}"] for g in LSTM_GATES_TORCH])))
+        cell.weight_hh_l0.copy_(torch.from_numpy(np.concatenate([params[f"W_{g}"] for g in LSTM_GATES_TORCH])))
+        cell.bias_ih_l0.copy_(torch.from_numpy(np.concatenate([params[f"b_{g}"] for g in LSTM_GATES_TORCH])))
+        cell.bias_hh_l0.zero_()  # two biases; their sum is the book's b_*
+        out.weight.copy_(torch.from_numpy(params["V"]))
+        out.bias.copy_(torch.from_numpy(params["c"]))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).reshape(-1)
+    weights = [cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, out.weight, out.bias]
+
+    def run():
+        h, _ = cell(xt)  # (T, B, H); zero initial state
+        o = out(h).reshape(T * B, K)
+        value = torch.nn.functional.cross_entropy(o, yt, reduction="sum") / B
+        return value, torch.autograd.grad(value, weights)
+
+    def result():
+        value, (dU, dW, db, dV, dc) = run()
+        grads = {"V": dV.numpy(), "c": dc.numpy()}
+        for j, g in enumerate(LSTM_GATES_TORCH):
+            rows = slice(j * H, (j + 1) * H)
+            grads[f"U_{g}"], grads[f"W_{g}"], grads[f"b_{g}"] = dU[rows].numpy(), dW[rows].numpy(), db[rows].numpy()
+        return float(value.detach()), grads
+
+    return result, run
+
+
+def bench_lstm(repeats, use_torch=True, dims=None):
+    """``bptt_lib.lstm.loss_and_grads`` at the canonical size, against PyTorch when installed (checked to agree)."""
+    from bptt_lib import lstm
+
+    dims = SIZES["canonical"] if dims is None else dims
+    params, x, y = lstm_problem(*dims)
+    value, grads = lstm.loss_and_grads(params, x, y)
+    functions = {"bptt_lib": lambda: lstm.loss_and_grads(params, x, y)}
+    agreement = {}
+    if use_torch and version_of("torch"):
+        result, run = lstm_torch_call(params, x, y)
+        t_value, t_grads = result()
+        worst = abs(t_value - value) / abs(value)
+        for key in grads:
+            worst = max(worst, relative_difference(np.asarray(t_grads[key], dtype=float), grads[key]))
+        if not worst < CHECK_RTOL:
+            raise AssertionError(f"torch LSTM differs from bptt_lib.lstm by {worst:.2e} relative (> {CHECK_RTOL:g})")
+        agreement["torch"] = worst
+        functions["torch"] = run
+    times = timing.measure(functions, repeats=repeats, min_time=0.1)
+    return {"name": "lstm", "dims": dict(zip("TBDHK", dims)), "max_relative_difference": agreement,
+            "times": {k: v.tolist() for k, v in times.items()},
+            "median": {k: float(np.median(v)) for k, v in times.items()}}
+
+
+GATED_CELLS["lstm"] = bench_lstm
+
+
+# ---------------------------------------------------------------- gated cells (Part V): GRU
+
+GRU_GATES_TORCH = ("r", "z", "h")
+"""PyTorch stacks the GRU's blocks as (reset, update, new); bptt_lib.gru's keys are W_z, W_r, W_h, ..."""
+
+
+def gru_problem(T, B, D, H, K, seed=0):
+    """GRU parameters (small random biases, so that their gradients are checked), inputs, targets."""
+    from bptt_lib import gru
+
+    rng = np.random.default_rng(seed)
+    params = gru.init_params(D, H, K, rng=rng)
+    for key in params:
+        if key.startswith("b_") or key == "c":
+            params[key] = params[key] + 0.1 * rng.standard_normal(params[key].shape)
+    return params, rng.standard_normal((T, B, D)), rng.integers(0, K, size=(T, B))
+
+
+def gru_torch_call(params, x, y):
+    """PyTorch's ``nn.GRU`` + ``nn.Linear`` + cross-entropy (sum over time / B): (result, run) as :func:`torch_call`.
+
+    ``nn.GRU`` applies the reset gate after the product, r * (W_hn h + b_hn): that is
+    ``bptt_lib.gru`` with ``reset="after"`` and the optional key ``b_hn`` (zero if absent),
+    against which it is checked.
+    """
+    import torch
+
+    T, B, D = x.shape
+    H, K = params["W_z"].shape[0], params["V"].shape[0]
+    cell = torch.nn.GRU(D, H, dtype=torch.float64)
+    out = torch.nn.Linear(H, K, dtype=torch.float64)
+    with torch.no_grad():
+        cell.weight_ih_l0.copy_(torch.from_numpy(np.concatenate([params[f"U_{g}"] for g in GRU_GATES_TORCH])))
+        cell.weight_hh_l0.copy_(torch.from_numpy(np.concatenate([params[f"W_{g}"] for g in GRU_GATES_TORCH])))
+        cell.bias_ih_l0.copy_(torch.from_numpy(np.concatenate([params[f"b_{g}"] for g in GRU_GATES_TORCH])))
+        cell.bias_hh_l0.zero_()  # b_hr, b_hz would only add to b_r, b_z; b_hn sits inside r * (...)
+        if "b_hn" in params:
+            cell.bias_hh_l0[2 * H:].copy_(torch.from_numpy(params["b_hn"]))
+        out.weight.copy_(torch.from_numpy(params["V"]))
+        out.bias.copy_(torch.from_numpy(params["c"]))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).reshape(-1)
+    weights = [cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, out.weight, out.bias, cell.bias_hh_l0]
+
+    def run():
+        h, _ = cell(xt)  # (T, B, H); zero initial state
+        o = out(h).reshape(T * B, K)
+        value = torch.nn.functional.cross_entropy(o, yt, reduction="sum") / B
+        return value, torch.autograd.grad(value, weights)
+
+    def result():
+        value, (dU, dW, db, dV, dc, db_hh) = run()
+        grads = {"V": dV.numpy(), "c": dc.numpy(), "b_hn": db_hh[2 * H:].numpy()}
+        for j, g in enumerate(GRU_GATES_TORCH):
+            rows = slice(j * H, (j + 1) * H)
+            grads[f"U_{g}"], grads[f"W_{g}"], grads[f"b_{g}"] = dU[rows].numpy(), dW[rows].numpy(), db[rows].numpy()
+        return float(value.detach()), grads
+
+    return result, run
+
+
+def bench_gru(repeats, use_torch=True, dims=None):
+    """``bptt_lib.gru.loss_and_grads`` (the book's GRU, reset before the product) at the canonical size.
+
+    Timed in the same interleaved rounds: PyTorch's ``nn.GRU`` when installed, after checking
+    that it agrees with ``bptt_lib.gru`` in PyTorch's convention (``reset="after"``, with a
+    random ``b_hn``), and that convention of ``bptt_lib.gru`` too (``"reset_after"`` in the
+    result; printed to stderr).
+    """
+    from bptt_lib import gru
+
+    dims = SIZES["canonical"] if dims is None else dims
+    params, x, y = gru_problem(*dims)
+    after = dict(params, b_hn=0.1 * np.random.default_rng(1).standard_normal(params["b_h"].shape))
+    functions = {"bptt_lib": lambda: gru.loss_and_grads(params, x, y),
+                 "reset_after": lambda: gru.loss_and_grads(after, x, y, reset="after")}
+    agreement = {}
+    if use_torch and version_of("torch"):
+        value, grads = gru.loss_and_grads(after, x, y, reset="after")
+        result, run = gru_torch_call(after, x, y)
+        t_value, t_grads = result()
+        worst = abs(t_value - value) / abs(value)
+        for key in grads:
+            worst = max(worst, relative_difference(np.asarray(t_grads[key], dtype=float), grads[key]))
+        if not worst < CHECK_RTOL:
+            raise AssertionError(f"torch GRU differs from bptt_lib.gru(reset='after') by {worst:.2e} relative "
+                                 f"(> {CHECK_RTOL:g})")
+        agreement["torch"] = worst
+        functions["torch"] = run
+    times = timing.measure(functions, repeats=repeats, min_time=0.1)
+    median = {k: float(np.median(v)) for k, v in times.items()}
+    print(f"  gru: bptt_lib reset='before' {ms(median['bptt_lib'])} ms, reset='after' {ms(median['reset_after'])} ms"
+          + (f", torch nn.GRU {ms(median['torch'])} ms (checked against reset='after')" if "torch" in median else ""),
+          file=sys.stderr, flush=True)
+    return {"name": "gru", "dims": dict(zip("TBDHK", dims)), "max_relative_difference": agreement,
+            "times": {k: v.tolist() for k, v in times.items()}, "median": median}
+
+
+GATED_CELLS["gru"] = bench_gru
+
+
+def print_gated(results):
+    """One line per gated cell: bptt_lib's time, PyTorch's, their ratio (> 1: bptt_lib is faster)."""
+    for r in results:
+        med, t = r["median"], r["times"]
+        dims = ",".join(str(v) for v in r["dims"].values())
+        line = (f"{r['name']:<6} at T,B,D,H,K = {dims}: bptt_lib {ms(med['bptt_lib'])} ms "
+                f"[{ms(min(t['bptt_lib']))}-{ms(max(t['bptt_lib']))}]")
+        if "torch" in med:
+            line += (f", torch {ms(med['torch'])} ms [{ms(min(t['torch']))}-{ms(max(t['torch']))}], "
+                     f"torch/bptt_lib {med['torch'] / med['bptt_lib']:.2f}; same loss and gradients "
+                     f"(largest relative difference {r['max_relative_difference']['torch']:.1e} < {CHECK_RTOL:g})")
+        print(line)
+
+
 # ---------------------------------------------------------------- the benchmark
 
 def relative_difference(a, b):
@@ -321,6 +528,8 @@ def main(argv=None):
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--baseline", metavar="DIR", help="also time DIR/bptt_lib (another checkout), interleaved")
+    parser.add_argument("--gated", nargs="*", choices=sorted(GATED_CELLS), default=sorted(GATED_CELLS),
+                        help="gated cells to time at the canonical size against PyTorch (default: all; none: --gated)")
     args = parser.parse_args(argv)
 
     libraries = {}
@@ -346,14 +555,16 @@ def main(argv=None):
             print(f"  {name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         memory = None if args.no_memory else peak_memory(MEMORY_SIZE)
         baseline_memory = None if args.no_memory or not baseline_rnn else peak_memory(MEMORY_SIZE, baseline_rnn)
+        gated = [GATED_CELLS[name](args.repeats, "torch" in libraries) for name in args.gated]
     finally:
         if limits is not None:
             limits.restore_original_limits()
     print_table(results, memory, env, baseline_memory)
+    print_gated(gated)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "sizes": results, "memory": memory, "baseline_memory": baseline_memory},
-                      f, indent=1)
+            json.dump({"environment": env, "sizes": results, "memory": memory, "baseline_memory": baseline_memory,
+                       "gated": gated}, f, indent=1)
     return results, memory
 
 

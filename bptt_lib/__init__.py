@@ -17,6 +17,13 @@ Chapter                                     Modules
 8. Products of Jacobians                    :mod:`~bptt_lib.jacobian_products`, :mod:`~bptt_lib.derive.jacobian_products`
 9. Remedies                                 :mod:`~bptt_lib.clip`, :mod:`~bptt_lib.remedies`, :mod:`~bptt_lib.derive.relu`
 10. Long-term dependencies                  :mod:`~bptt_lib.tasks`, :mod:`~bptt_lib.long_term`
+11. Truncated BPTT                          :mod:`~bptt_lib.truncation`, :mod:`~bptt_lib.derive.truncation`
+12. Unbiased truncation: ARTBP              :mod:`~bptt_lib.artbp`, :mod:`~bptt_lib.influence_balancing`,
+                                            :mod:`~bptt_lib.derive.influence_balancing`
+13. Memory, and learning online             :mod:`~bptt_lib.checkpointing`, :mod:`~bptt_lib.online`,
+                                            :mod:`~bptt_lib.memory_online`, :mod:`~bptt_lib.derive.online`
+(Parts IV and V: the models by name)        :mod:`~bptt_lib.models`; the gated cells :mod:`~bptt_lib.lstm`,
+                                            :mod:`~bptt_lib.derive.lstm`, :mod:`~bptt_lib.gru`, :mod:`~bptt_lib.derive.gru`
 (every chapter)                             :mod:`~bptt_lib.derive` -> :mod:`~bptt_lib.codegen` -> :mod:`~bptt_lib.kernels`;
                                             :mod:`~bptt_lib.gradcheck`, :mod:`~bptt_lib.training`, :mod:`~bptt_lib.optim`,
                                             :mod:`~bptt_lib.softmax`, :mod:`~bptt_lib.validation`,

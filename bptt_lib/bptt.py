@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
     ThreadpoolController = None
 
 __all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "SMALL_PRODUCT", "LARGE_PRODUCT", "one_blas_thread", "workspace",
-           "clear_workspace", "blocks",
+           "clear_workspace", "blocks", "step_work",
            "forward", "output_layer", "bptt", "loop_source"]
 
 BLOCK_ROWS = 4096
@@ -82,6 +82,19 @@ def one_blas_thread(work: int):
     if _controller is None:
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")
+
+
+def step_work(cell, params: dict, h0: np.ndarray) -> int:
+    """Multiply-adds of the largest matrix product of one step of ``cell``, for :func:`one_blas_thread`.
+
+    A cell may say (``cell.step_work(params, h0)``; the gated cells do, since their
+    records hold more than the state the product reads); otherwise it is ``B`` times
+    the state width times the projection width, ``B H H`` for the vanilla RNN.
+    """
+    own = getattr(cell, "step_work", None)
+    if own is not None:
+        return own(params, h0)
+    return h0.size * cell.projection_width(params)
 
 
 _scratch = threading.local()
@@ -140,7 +153,7 @@ def forward(cell, params: dict, x: np.ndarray, h0: np.ndarray, *,
     for t0, t1 in steps:
         # b + U x for a block of steps: one matrix product, outside the recursion
         cell.project(params, x[t0:t1], out=xp[:t1 - t0])
-        with one_blas_thread(h0.size * width):
+        with one_blas_thread(step_work(cell, params, h0)):
             for t in range(t0, t1):
                 cell.step(params, h[t], xp[t - t0], out=h[t + 1])
     return h
@@ -249,7 +262,7 @@ def bptt(cell, params, x, y, h0=None, *, h=None, yhat=None, dh_next=None,
         block_loss, dh = head(params, out_h, y[t0:t1], grads, block_yhat)
         loss += block_loss
         dh = cell.state_gradient(dh)     # as a gradient of the whole state
-        with one_blas_thread(dh_next.size * width):
+        with one_blas_thread(step_work(cell, params, h[0])):
             for t in reversed(range(t1 - t0)):   # the recursion, one step at a time
                 dh[t] += dh_next         # via its own output, and via step t + 1
                 if grad_h is not None:

@@ -37,10 +37,12 @@ so that the sequence code stays one loop over one array per step. An LSTM fits
 as ``(h, s, f, i, g, q)`` side by side (width ``6H``, of which ``(h, s)`` is
 carried; ``x_p`` has width ``4H``, one block for each gate's ``b + U x``), and
 ``step_vjp`` reads the gates of step ``t`` and :math:`s^{(t-1)}` from the two
-records it is given; a GRU as ``(h, z, r, h~)``. Truncated BPTT, its anticipated
+records it is given; a GRU as ``(h, z, r, h~, q)`` (width ``5H``; see :mod:`bptt_lib.lstm`
+and :mod:`bptt_lib.gru`). A cell may also give ``step_work(params, h0)``, the size of its step's
+product, when its record is wider than what that product reads. Truncated BPTT, its anticipated
 reweighting and checkpointing use :func:`bptt_lib.bptt.bptt` over windows with an
-incoming state gradient; real-time recurrent learning, which runs forward, will
-add the step's Jacobian-vector product to this interface.
+incoming state gradient; real-time recurrent learning, which runs forward
+(:mod:`bptt_lib.online`), is written over the tanh RNN's generated kernels.
 """
 
 from __future__ import annotations

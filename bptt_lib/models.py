@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,7 +53,13 @@ class Model:
     name: str
     cell: object
     prepare: Callable
-    unpack: Callable = dict
+    # a factory, not a default value: a class attribute would be documented twice
+    unpack: Callable = field(default_factory=lambda: _same)
+
+
+def _same(grads: dict) -> dict:
+    """The gradients unchanged: the model computes with its parameters as given."""
+    return grads
 
 
 def get_model(model) -> Model:

@@ -42,6 +42,7 @@ from .validation import as_array, check_finite_result, positive_int
 __all__ = [
     "IGNORE", "recall_targets", "delayed_recall", "recall_batches",
     "masked_loss", "masked_backward", "masked_loss_and_grads", "accuracy",
+    "adding_problem", "ADDING_BASELINE_MSE",
 ]
 
 IGNORE = -1
@@ -266,3 +267,55 @@ def accuracy(params: dict, x, y) -> float:
     y = _check_masked_targets(y, _sizes(params, x))
     keep = y != IGNORE
     return float(np.mean(trace.o.real.argmax(axis=-1)[keep] == y[keep]))
+
+
+# --- the adding problem (chapter 16) ------------------------------------------------------
+
+
+ADDING_BASELINE_MSE = 1.0 / 6.0
+r"""The mean squared error of always predicting the mean sum, 1: the variance of the sum of two
+independent uniform numbers on :math:`[0, 1]`, :math:`2 \cdot \tfrac{1}{12} = \tfrac16`."""
+
+
+def adding_problem(T: int, batch: int, rng: np.random.Generator):
+    r"""A batch of the adding problem (Hochreiter & Schmidhuber 1997, in the form of Le et al. 2015).
+
+    Every step shows two numbers: a value :math:`v^{(t)}`, uniform on :math:`[0, 1]`, and a
+    marker :math:`m^{(t)} \in \{0, 1\}`. Exactly two steps of a sequence are marked, one drawn
+    uniformly from the first :math:`\lfloor T/2 \rfloor` steps and one from the others; the target,
+    read at the last step, is the sum of the two marked values,
+
+    .. math:: y = \sum_t m^{(t)} v^{(t)} \in [0, 2].
+
+    Always predicting its mean, 1, scores the mean squared error :data:`ADDING_BASELINE_MSE`.
+
+    Parameters
+    ----------
+    T : int
+        Sequence length, at least 2.
+    batch : int
+        Number of sequences :math:`B \ge 1`.
+    rng : numpy.random.Generator
+        The only source of randomness.
+
+    Returns
+    -------
+    x : ndarray, (T, B, 2)
+        ``x[t - 1, b] = (v, m)`` of step ``t``.
+    y : ndarray, (B,)
+        The sums.
+    """
+    T = positive_int("T", T, low=2)
+    batch = positive_int("batch", batch)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
+    values = rng.uniform(0.0, 1.0, size=(T, batch))
+    half = T // 2
+    first = rng.integers(0, half, size=batch)
+    second = rng.integers(half, T, size=batch)
+    markers = np.zeros((T, batch))
+    columns = np.arange(batch)
+    markers[first, columns] = 1.0
+    markers[second, columns] = 1.0
+    x = np.stack([values, markers], axis=-1)
+    return x, values[first, columns] + values[second, columns]

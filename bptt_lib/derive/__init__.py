@@ -24,4 +24,12 @@ into NumPy functions with :func:`bptt_lib.codegen.generate`.
 - :mod:`~bptt_lib.derive.jacobian_products` (ch. 8): ``dh_t/dh_k`` as a product of
   step Jacobians.
 - :mod:`~bptt_lib.derive.relu` (ch. 9): the ReLU derivative and its convention at 0.
+- :mod:`~bptt_lib.derive.truncation` (ch. 11): which path terms truncated BPTT keeps,
+  checked on a scalar network with an undefined activation.
+- :mod:`~bptt_lib.derive.influence_balancing` (ch. 12): the optimum of the
+  influence-balancing task and the sign of its truncated sensitivities.
+- :mod:`~bptt_lib.derive.online` (ch. 13): the forward (RTRL) sensitivity update and
+  UORO's unbiasedness over the random signs.
+- :mod:`~bptt_lib.derive.lstm`, :mod:`~bptt_lib.derive.gru` (Part V): the gated cells'
+  steps, their backward rules and their state Jacobians.
 """
