@@ -132,7 +132,8 @@ def windows(cuts) -> list[tuple[int, int]]:
 
 
 def pattern_probability(c, cuts) -> float:
-    """The probability of the cut pattern ``cuts[:T - 1]`` (the last entry does not matter): a product over boundaries."""
+    """The probability of the cut pattern ``cuts[:T - 1]`` (the last entry does not matter): a product over
+    boundaries."""
     cuts = np.asarray(cuts, dtype=bool)
     c = check_c(c, len(cuts))[:-1]
     return float(np.prod(np.where(cuts[:-1], c, 1.0 - c)))
@@ -208,7 +209,8 @@ def artbp_grads(params: dict, x, y, c, *, rng, model="rnn", state0=None) -> tupl
 
 
 def enumerate_patterns(T: int):
-    """Every cut pattern of a sequence of ``T`` steps: the ``2^(T-1)`` choices for the boundaries after steps 1 to T - 1.
+    """Every cut pattern of a sequence of ``T`` steps: the ``2^(T-1)`` choices for the boundaries after steps 1
+    to T - 1.
 
     Yields bool arrays of length ``T`` (the last entry, after the last step, is always False).
     """
@@ -223,7 +225,8 @@ def expected_grads(params: dict, x, y, c, *, model="rnn", state0=None) -> dict:
 
 
 def exact_moments(params: dict, x, y, c, *, model="rnn", state0=None) -> tuple[dict, float]:
-    """The exact mean gradient and the exact total variance :math:`\\mathbb E \\lVert \\hat g - \\mathbb E \\hat g \\rVert^2` by enumeration.
+    """The exact mean gradient and the exact total variance
+    :math:`\\mathbb E \\lVert \\hat g - \\mathbb E \\hat g \\rVert^2` by enumeration.
 
     For short sequences only (``2^(T-1)`` patterns, ``T <= 16``).
     """
@@ -272,7 +275,8 @@ def mean_error_curve(params: dict, x, y, c, sizes, *, repeats: int, seed: int, m
 
 
 def plot_mean_error(sizes, errors, predicted=None, *, ax=None):
-    """Log-log plot of the error of the mean of N draws (each repeat a dot, their root mean square a line) with a slope −1/2 guide."""
+    """Log-log plot of the error of the mean of N draws (each repeat a dot, their root mean square a line) with
+    a slope −1/2 guide."""
     import matplotlib.pyplot as plt
 
     ax = plt.gca() if ax is None else ax
@@ -290,7 +294,8 @@ def plot_mean_error(sizes, errors, predicted=None, *, ax=None):
 
 
 def plot_variance(cs, variances, norm2, *, ax=None):
-    """The exact total variance of one draw, relative to :math:`\\lVert g \\rVert^2`, against the cut probability ``c``."""
+    """The exact total variance of one draw, relative to :math:`\\lVert g \\rVert^2`, against the cut
+    probability ``c``."""
     import matplotlib.pyplot as plt
 
     ax = plt.gca() if ax is None else ax

@@ -37,13 +37,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import sympy as sp
 
 from .derive import influence_balancing as derive
 from .validation import positive_int, positive_number
 
 __all__ = ["A", "V", "N_UNITS", "THETA0", "THETA_STAR", "DIVERGED", "TOLERANCE", "Run",
-           "rtrl", "tbptt", "artbp", "uoro", "uoro_step", "states", "forward_sensitivity", "window_gradient_backward", "window_gradient_forward",
+           "rtrl", "tbptt", "artbp", "uoro", "uoro_step", "states", "forward_sensitivity",
+           "window_gradient_backward", "window_gradient_forward",
            "outcome", "clear_margins", "outcome_table", "plot_runs", "plot_sensitivities"]
 
 _A_SYM, _V_SYM = derive.system()
@@ -200,7 +200,8 @@ class _Uniforms:
 def _check(lr, steps, seeds, record_every, final_fraction):
     lr = positive_number("lr", lr)
     steps = positive_int("steps", steps)
-    seeds = tuple(positive_int("seed", int(s) if isinstance(s, np.integer) else s, low=0) for s in np.atleast_1d(seeds).tolist())
+    seeds = tuple(positive_int("seed", int(s) if isinstance(s, np.integer) else s, low=0)
+                  for s in np.atleast_1d(seeds).tolist())
     if not seeds:
         raise ValueError("seeds must hold at least one seed; got none")
     record_every = positive_int("record_every", record_every)
@@ -210,7 +211,8 @@ def _check(lr, steps, seeds, record_every, final_fraction):
 
 
 def _times_A(x: np.ndarray) -> np.ndarray:
-    """``x @ A.T`` for rows ``x`` (S, n), using the structure of :math:`A = (I + N)/2`: unit ``i`` averages ``i`` and ``i + 1``.
+    """``x @ A.T`` for rows ``x`` (S, n), using the structure of :math:`A = (I + N)/2`: unit ``i`` averages
+    ``i`` and ``i + 1``.
 
     The same numbers as the matrix product (the other terms are exact zeros), without BLAS.
     """
@@ -246,7 +248,8 @@ def rtrl(lr, steps, seeds=(0,), *, record_every=100, final_fraction=0.2) -> Run:
 
 
 def _windowed(method, lr, steps, seeds, cut, factor, record_every, final_fraction, options):
-    """Truncated learners: the sensitivity restarts after every cut and is multiplied by ``factor`` on every kept boundary.
+    """Truncated learners: the sensitivity restarts after every cut and is multiplied by ``factor`` on every
+    kept boundary.
 
     ``cut(step) -> (S,) bool`` says whether the boundary after ``step`` is cut; the
     gradient of the window's losses is accumulated and applied at the cut.
@@ -272,7 +275,8 @@ def _windowed(method, lr, steps, seeds, cut, factor, record_every, final_fractio
 
 
 def tbptt(lr, steps, k, seeds=(0,), *, record_every=100, final_fraction=0.2) -> Run:
-    r"""Truncated BPTT with window ``k``: every ``k`` steps, the block's losses backpropagated through the block, one update.
+    r"""Truncated BPTT with window ``k``: every ``k`` steps, the block's losses backpropagated through the
+    block, one update.
 
     The state entering the block is a constant; :math:`\theta` is fixed within a block. Deterministic.
     """
@@ -284,7 +288,8 @@ def tbptt(lr, steps, k, seeds=(0,), *, record_every=100, final_fraction=0.2) -> 
 
 
 def artbp(lr, steps, c, seeds=(0,), *, record_every=100, final_fraction=0.2) -> Run:
-    r"""ARTBP online: after every step the boundary is cut with probability ``c``; kept boundaries carry :math:`1/(1-c)`.
+    r"""ARTBP online: after every step the boundary is cut with probability ``c``; kept boundaries carry
+    :math:`1/(1-c)`.
 
     At every cut the window's losses, backpropagated to the window's start with the
     compensation factors, give one update. Seed ``s`` draws its cuts from
@@ -300,7 +305,8 @@ def artbp(lr, steps, c, seeds=(0,), *, record_every=100, final_fraction=0.2) -> 
 
 
 def uoro(lr, steps, seeds=(0,), *, record_every=100, final_fraction=0.2, eps=1e-7) -> Run:
-    r"""UORO (Tallec & Ollivier 2018): an unbiased rank-one estimate :math:`\tilde s \tilde\theta` of :math:`J = ds/d\theta`.
+    r"""UORO (Tallec & Ollivier 2018): an unbiased rank-one estimate :math:`\tilde s \tilde\theta` of
+    :math:`J = ds/d\theta`.
 
     At each step, with :math:`\nu` a vector of independent random signs (seed ``s``
     draws them from ``np.random.default_rng(s)``),
@@ -350,7 +356,8 @@ def uoro_step(s_tilde, theta_tilde, nu, *, A=A, v=V, eps=1e-7):
 
 
 def states(theta: float, steps: int, s0=None) -> np.ndarray:
-    r"""The states :math:`s^{(0)}, \dots, s^{(steps)}` (steps + 1, n) for a fixed :math:`\theta` (for tests and checks)."""
+    r"""The states :math:`s^{(0)}, \dots, s^{(steps)}` (steps + 1, n) for a fixed :math:`\theta` (for tests and
+    checks)."""
     s = np.ones(N_UNITS) if s0 is None else np.asarray(s0, float)
     out = [s]
     for _ in range(steps):
@@ -401,7 +408,8 @@ def window_gradient_backward(theta: float, s_start, length: int, factors=None) -
 
 
 def window_gradient_forward(theta: float, s_start, length: int, factors=None) -> float:
-    """The same gradient as :func:`window_gradient_backward`, in forward mode (what :func:`tbptt` and :func:`artbp` do)."""
+    """The same gradient as :func:`window_gradient_backward`, in forward mode (what :func:`tbptt` and
+    :func:`artbp` do)."""
     factors = np.ones(length) if factors is None else np.asarray(factors, float)
     s, J, total = np.asarray(s_start, float), np.zeros(N_UNITS), 0.0
     for i in range(length):
@@ -413,7 +421,8 @@ def window_gradient_forward(theta: float, s_start, length: int, factors=None) ->
 
 
 def outcome(run: Run) -> list[str]:
-    """Each seed's verdict: ``"diverged"``, ``"converged"``, ``"approached, then thrown off"`` or ``"never approached"``.
+    """Each seed's verdict: ``"diverged"``, ``"converged"``, ``"approached, then thrown off"``
+    or ``"never approached"``.
 
     Converged: :math:`|\\theta - \\theta^*| \\le` :data:`TOLERANCE` at every one of the last
     ``final_fraction`` of the steps. Thrown off: within the tolerance at some step, not converged
@@ -433,7 +442,8 @@ def outcome(run: Run) -> list[str]:
 
 
 def clear_margins(run: Run) -> np.ndarray:
-    """Per seed, whether its verdict holds with a margin: every distance it rests on is at least a factor 2 from the threshold.
+    """Per seed, whether its verdict holds with a margin: every distance it rests on is at least a factor 2 from
+    the threshold.
 
     Converged: the worst final distance is below ``TOLERANCE / 2``; not converged and not diverged: it is
     above ``2 TOLERANCE``; approached: the closest distance is below ``TOLERANCE / 2``; never approached:
@@ -495,7 +505,8 @@ def plot_runs(runs, *, axes=None, ylim=(-1.0, 1.5)):
 
 
 def plot_sensitivities(kmax: int = 80, *, axes=None):
-    """Left: the terms :math:`(A^j v)_1`; right: the truncated sensitivity :math:`\\sum_{j<k}(A^j v)_1` against ``k``, with −6."""
+    """Left: the terms :math:`(A^j v)_1`; right: the truncated sensitivity :math:`\\sum_{j<k}(A^j v)_1` against
+    ``k``, with −6."""
     import matplotlib.pyplot as plt
 
     if axes is None:

@@ -11,7 +11,7 @@ r"""Measurements and figures of chapter 13, *Memory, and learning online without
   version of OpenGenus's comparison table, for full BPTT, TBPTT, ARTBP, checkpointed BPTT,
   RTRL and UORO.
 
-Memory is measured with :mod:`tracemalloc` (:func:`bptt_lib.checkpointing.peak_memory`),
+Memory is measured with ``tracemalloc`` (:func:`bptt_lib.checkpointing.peak_memory`),
 which sees every NumPy array; timings are wall-clock and go into figures only.
 """
 

@@ -9,7 +9,6 @@ import sympy as sp
 from bptt_lib import influence_balancing as ib
 from bptt_lib.derive import influence_balancing as d
 
-
 # --- derivation -----------------------------------------------------------------------------
 
 def test_optimum_and_true_sensitivity():

@@ -226,3 +226,44 @@ def test_uoro_calls_the_generated_kernels(monkeypatch):
         monkeypatch.setattr(k, name, counted)
     online.uoro_grads(params, x, y, rng=np.random.default_rng(0))
     assert calls == {"uoro_state": 5, "uoro_params": 5}
+
+
+# --- the chapter's measurements (bptt_lib.memory_online) -----------------------------------------
+
+
+def test_comparison_separates_exact_biased_and_unbiased_methods():
+    from bptt_lib import memory_online as mo
+
+    result = mo.comparison(T=40, B=2, D=3, H=4, K=3, k=4, c=0.3, every=4, seeds=range(5), draws=20, repeat=1)
+    rows = result["rows"]
+    assert len(rows) == len(mo.METHODS) and all(name.startswith(m) for name, m in zip(rows, mo.METHODS))
+    for name in ("full BPTT", "checkpointed (k = 4)", "RTRL"):
+        assert rows[name]["bias"] < 1e-9 and rows[name]["variance"] == 0 and rows[name]["draws"] == 1
+    assert rows["TBPTT(4, 4)"]["bias"] > 1e-3                        # truncation drops paths: biased
+    for name in ("ARTBP (c = 0.3)", "UORO"):
+        row = rows[name]
+        assert row["draws"] == 100 and row["variance"] > 1e-6
+        assert row["noise_floor"] == pytest.approx(np.sqrt(row["variance"] / 100), rel=1e-12)
+        assert row["bias"] < 3 * row["noise_floor"]                  # unbiased: the mean's error is noise
+    table = mo.comparison_table(result).splitlines()
+    assert len(table) == 7 and table[1].split()[-4:] == ["<", "1e-9", "0", "-"]     # full BPTT: exact
+
+
+def test_checkpoint_sweep_counts_and_exactness():
+    from bptt_lib import checkpointing as ck
+    from bptt_lib import memory_online as mo
+
+    sweep = mo.checkpoint_sweep(T=30, every=[1, 4, 7, 30], B=2, D=2, H=3, K=2)
+    assert sweep.worst_error < 1e-12
+    assert list(sweep.steps) == [ck.forward_steps(30, k) for k in (1, 4, 7, 30)]
+    assert sweep.peak[1] < sweep.full_peak                            # checkpoints every 4 steps hold less
+
+
+def test_uoro_spread_mean_error_shrinks_like_an_unbiased_mean():
+    from bptt_lib import memory_online as mo
+
+    spread = mo.uoro_spread([3], seeds=range(3), draws=40, T=6)
+    rms = np.sqrt((spread["draw_error"] ** 2).mean(axis=2))
+    assert spread["draw_error"].shape == (1, 3, 40)
+    assert np.all(spread["mean_error"] < 2 * rms / np.sqrt(40))
+    assert mo.fitted_exponent([2, 4, 8, 16], [3, 12, 48, 192]) == pytest.approx(2.0, rel=1e-12)

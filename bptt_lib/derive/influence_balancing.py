@@ -59,7 +59,8 @@ def system(n: int = N_UNITS, n_pos: int = N_POSITIVE) -> tuple[sp.Matrix, sp.Mat
 
 
 def fixed_point_first_unit(theta=None, n: int = N_UNITS, n_pos: int = N_POSITIVE):
-    r""":math:`s^*_1` of the fixed point :math:`s^* = A s^* + \theta v`, solved exactly (a SymPy expression in ``theta``)."""
+    r""":math:`s^*_1` of the fixed point :math:`s^* = A s^* + \theta v`, solved exactly (a SymPy expression in
+    ``theta``)."""
     theta = sp.Symbol("theta") if theta is None else theta
     A, v = system(n, n_pos)
     s_star = (sp.eye(n) - A).LUsolve(theta * v)
@@ -100,7 +101,8 @@ def power_term_binomial(j, n: int = N_UNITS, n_pos: int = N_POSITIVE):
 
 
 def truncated_sensitivity(k: int, n: int = N_UNITS, n_pos: int = N_POSITIVE):
-    r""":math:`\sum_{j=0}^{k-1} (A^j v)_1`: the sensitivity of :math:`s_1` to :math:`\theta` over the last ``k`` steps only."""
+    r""":math:`\sum_{j=0}^{k-1} (A^j v)_1`: the sensitivity of :math:`s_1` to :math:`\theta` over the last ``k``
+    steps only."""
     A, v = system(n, n_pos)
     total, w = sp.Integer(0), v
     for _ in range(k):
@@ -122,7 +124,8 @@ def first_negative_window(n: int = N_UNITS, n_pos: int = N_POSITIVE, kmax: int =
 
 
 def block_sensitivity(k: int, n: int = N_UNITS, n_pos: int = N_POSITIVE):
-    r""":math:`\sum_{i=1}^{k} \sum_{j<i} (A^j v)_1`: the summed truncated sensitivities of the ``k`` steps of a TBPTT(k, k) block."""
+    r""":math:`\sum_{i=1}^{k} \sum_{j<i} (A^j v)_1`: the summed truncated sensitivities of the ``k`` steps of a
+    TBPTT(k, k) block."""
     A, v = system(n, n_pos)
     total, window, w = sp.Integer(0), sp.Integer(0), v
     for _ in range(k):
