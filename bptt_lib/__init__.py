@@ -22,8 +22,11 @@ Chapter                                     Modules
                                             :mod:`~bptt_lib.derive.influence_balancing`
 13. Memory, and learning online             :mod:`~bptt_lib.checkpointing`, :mod:`~bptt_lib.online`,
                                             :mod:`~bptt_lib.memory_online`, :mod:`~bptt_lib.derive.online`
-(Parts IV and V: the models by name)        :mod:`~bptt_lib.models`; the gated cells :mod:`~bptt_lib.lstm`,
-                                            :mod:`~bptt_lib.derive.lstm`, :mod:`~bptt_lib.gru`, :mod:`~bptt_lib.derive.gru`
+14. LSTM                                    :mod:`~bptt_lib.lstm`, :mod:`~bptt_lib.derive.lstm`
+15. GRU                                     :mod:`~bptt_lib.gru`, :mod:`~bptt_lib.derive.gru`
+16. What gates change, measured             :mod:`~bptt_lib.gates`
+17. A character-level language model        :mod:`~bptt_lib.char_lm` (its text in ``bptt_lib/data``)
+(Parts IV and V: the models by name)        :mod:`~bptt_lib.models`
 (every chapter)                             :mod:`~bptt_lib.derive` -> :mod:`~bptt_lib.codegen` -> :mod:`~bptt_lib.kernels`;
                                             :mod:`~bptt_lib.gradcheck`, :mod:`~bptt_lib.training`, :mod:`~bptt_lib.optim`,
                                             :mod:`~bptt_lib.softmax`, :mod:`~bptt_lib.validation`,

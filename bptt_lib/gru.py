@@ -66,6 +66,8 @@ __all__ = [
     "GRUCell", "gru_cell",
     "init_params", "check_params", "check_inputs", "pack", "unpack", "initial_record",
     "Trace", "forward", "loss", "loss_and_grads", "model", "MODEL",
+    "GATE_KEYS", "step", "step_jacobian", "step_hessian", "negate_update_gate", "gradient_difference",
+    "plot_gradient_pairs",
 ]
 
 PARAM_SHAPES = {
@@ -765,3 +767,109 @@ def _model(reset: str, update: str) -> models.Model:
 
 MODEL = model()
 """The book's GRU as ``model="gru"`` of truncated BPTT, ARTBP and checkpointing (:mod:`bptt_lib.models`)."""
+
+
+# --- chapter 15: the step as a function, the update gate's reparametrisation, a figure ----------
+
+GATE_KEYS = {gate: (f"W_{gate}", f"U_{gate}", f"b_{gate}") for gate in GATES}
+"""The parameters of each of the cell's three parts: ``"z"`` update gate, ``"r"`` reset gate, ``"h"`` candidate."""
+
+
+def step(params: dict, h_prev, x, *, reset: str = "before", update: str = "previous") -> np.ndarray:
+    r"""One step of the state map, :math:`h^{(t)} = F(h^{(t-1)}, x^{(t)})`, for a batch.
+
+    ``h_prev`` (B, H), ``x`` (B, D); returns :math:`h^{(t)}` (B, H). Complex entries are
+    accepted (for :func:`step_jacobian`). It is :func:`forward` over one step.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must be one step of a batch, shape (B, D); got shape {x.shape}")
+    return forward(params, x[None], h_prev, reset=reset, update=update).h[1]
+
+
+def step_jacobian(params: dict, h_prev, x, *, reset: str = "before", update: str = "previous",
+                  eps: float = 1e-20) -> np.ndarray:
+    r""":math:`\partial h^{(t)} / \partial h^{(t-1)}` of every example, (B, H, H), by the complex step.
+
+    Entry ``[b, i, k]`` is :math:`\partial h^{(t)}_i / \partial h^{(t-1)}_k` for example ``b``:
+    column ``k`` is the imaginary part of :func:`step` at ``h_prev + i eps e_k``, divided by
+    ``eps`` (no subtraction, so exact to round-off; the parameters must be real).
+    """
+    h_prev = np.asarray(h_prev, dtype=float)
+    B, H = h_prev.shape
+    jac = np.empty((B, H, H))
+    for k in range(H):
+        shifted = h_prev.astype(complex)
+        shifted[:, k] += 1j * eps
+        jac[:, :, k] = step(params, shifted, x, reset=reset, update=update).imag / eps
+    return jac
+
+
+def negate_update_gate(params: dict) -> dict:
+    r"""A copy of ``params`` with ``W_z``, ``U_z`` and ``b_z`` negated (the other entries shared).
+
+    Since :math:`\sigma(-a) = 1 - \sigma(a)`, the update gate of the result is :math:`1 - z`
+    wherever that of ``params`` is :math:`z`: ``update="candidate"`` with the result computes the
+    states of ``update="previous"`` with ``params``, and conversely; the gradients of the three
+    negated entries change sign, all others are equal (chapter 15).
+    """
+    return {key: -value if key in GATE_KEYS["z"] else value for key, value in params.items()}
+
+
+def gradient_difference(grads: dict, reference: dict, keys=None) -> float:
+    r""":math:`\lVert g - g_{ref} \rVert / \lVert g_{ref} \rVert` over the entries of ``keys``.
+
+    ``keys`` defaults to all of ``reference``'s. With a zero reference, the norm of ``grads`` itself.
+    """
+    keys = list(reference) if keys is None else list(keys)
+    diff = np.sqrt(sum(np.sum((np.asarray(grads[k]) - reference[k]) ** 2) for k in keys))
+    ref = np.sqrt(sum(np.sum(np.asarray(reference[k]) ** 2) for k in keys))
+    return float(diff / ref) if ref > 0 else float(diff)
+
+
+def plot_gradient_pairs(reference: dict, panels):
+    r"""One scatter panel per ``(title, grads, name)`` in ``panels``: every entry of the cell's
+    parameters, ``reference`` (x axis) against ``grads`` (y axis), coloured by the part of the cell
+    (update gate, reset gate, candidate), with the diagonal :math:`y = x`; the y axis is labelled
+    "gradient entry, <name>". Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import COLORS
+
+    names = {"z": "update gate $z$", "r": "reset gate $r$", "h": r"candidate $\tilde h$"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.8), squeeze=False)
+    for ax, (title, grads, ylabel) in zip(axes[0], panels):
+        lo = hi = 0.0
+        for color, gate in zip(COLORS, GATES):
+            xs = np.concatenate([np.ravel(reference[k]) for k in GATE_KEYS[gate]])
+            ys = np.concatenate([np.ravel(grads[k]) for k in GATE_KEYS[gate]])
+            ax.plot(xs, ys, "o", ms=3.5, alpha=0.7, color=color, label=names[gate])
+            lo, hi = min(lo, xs.min(), ys.min()), max(hi, xs.max(), ys.max())
+        pad = 0.05 * (hi - lo)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "-", color="gray", lw=0.8, zorder=0)
+        ax.set(xlabel="gradient entry, the book's GRU", ylabel=f"gradient entry, {ylabel}",
+               xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad))
+        ax.set_title(title, fontsize="medium")
+    axes[0, 0].legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def step_hessian(params: dict, h_prev, x, unit: int, *, reset: str = "before", update: str = "previous",
+                 step_size: float = 1e-5) -> np.ndarray:
+    r"""The Hessian of unit ``unit`` of the new state with respect to :math:`h^{(t-1)}`, (B, H, H).
+
+    Central differences (step ``step_size``) of the row ``unit`` of :func:`step_jacobian`, whose
+    entries are exact to round-off: the error of an entry is about ``step_size**2`` times a third
+    derivative plus round-off over ``step_size``, near 1e-10 for entries of order one. Symmetrised.
+    """
+    h_prev = np.asarray(h_prev, dtype=float)
+    B, H = h_prev.shape
+    hess = np.empty((B, H, H))
+    for k in range(H):
+        up, down = h_prev.copy(), h_prev.copy()
+        up[:, k] += step_size
+        down[:, k] -= step_size
+        hess[:, :, k] = (step_jacobian(params, up, x, reset=reset, update=update)[:, unit]
+                         - step_jacobian(params, down, x, reset=reset, update=update)[:, unit]) / (2 * step_size)
+    return (hess + np.swapaxes(hess, 1, 2)) / 2

@@ -75,6 +75,7 @@ __all__ = [
     "GATES", "PARAM_SHAPES", "KERNEL_NAMES", "lstm_kernels", "LSTMCell", "LSTM_CELL",
     "init_params", "check_params", "check_state0", "pack", "unpack", "initial_record", "state_of",
     "gate_activations_in_place", "Trace", "forward", "loss", "loss_and_grads", "MODEL",
+    "reference_loss", "gradient_reach", "reach_by_forget_bias", "plot_reach",
 ]
 
 GATES = derive.GATES
@@ -580,3 +581,123 @@ MODEL = models.Model(name="lstm", cell=LSTM_CELL, prepare=_prepare, unpack=unpac
 ``state0`` is ``None`` or a pair ``(h0, s0)``; a state record carried from one
 window to the next is turned back into such a pair by :func:`state_of`.
 """
+
+
+# ---------------------------------------------------------------- chapter 14: a plain reference, gradient reach
+
+def reference_loss(params: dict, x, y, state0=None):
+    r"""The loss by a plain loop over the steps, written from the equations (complex-safe).
+
+    The sigmoid is :math:`1/(1 + e^{-a})` and nothing is packed or generated: an independent
+    implementation for gradient checks, also by the complex step (parameters may be complex,
+    and then so is the loss). Same loss as :func:`loss`.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    T, B, _ = x.shape
+    H = params["W_f"].shape[0]
+    dtype = np.result_type(*params.values(), x)
+    h = np.zeros((B, H), dtype) if state0 is None or state0[0] is None else np.asarray(state0[0], dtype)
+    s = np.zeros((B, H), dtype) if state0 is None or state0[1] is None else np.asarray(state0[1], dtype)
+    total = 0
+    for t in range(T):
+        a = {n: params[f"b_{n}"] + h @ params[f"W_{n}"].T + x[t] @ params[f"U_{n}"].T for n in GATES}
+        f, i, q = (1 / (1 + np.exp(-a[n])) for n in ("f", "i", "q"))
+        g = np.tanh(a["g"])
+        s = f * s + i * g
+        h = q * np.tanh(s)
+        o = params["c"] + h @ params["V"].T
+        o = o - o.real.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(o).sum(axis=1))
+        total = total - (o[np.arange(B), y[t]] - log_norm).sum()
+    return total / B
+
+
+def gradient_reach(params: dict, x, y_last, state0=None, *, cell_path_only: bool = False) -> tuple:
+    r"""How far back the gradient of the last step's loss reaches: ``(reach_h, reach_s)``, each (T + 1,).
+
+    With :math:`L^{(T)}` the loss of the last step alone (targets ``y_last`` (B,)),
+    ``reach_h[t]`` is :math:`\lVert \partial L^{(T)} / \partial h^{(t)} \rVert` and ``reach_s[t]``
+    :math:`\lVert \partial L^{(T)} / \partial s^{(t)} \rVert` (total derivatives, Frobenius norm
+    over the batch), both divided by their value at :math:`t = T`; entry 0 is the initial state.
+    The backward steps are those of :class:`LSTMCell` (``step_vjp``).
+
+    With ``cell_path_only=True``, only the constant-error-carousel path is followed: from
+    :math:`\partial L^{(T)}/\partial s^{(T)}` the gradient is multiplied by :math:`f^{(t)}` at each
+    step, and the terms through :math:`h^{(t-1)}` are dropped (``reach_h`` is then zero before ``T``).
+    """
+    sizes: dict = {}
+    p = check_params(params, sizes)
+    x = as_array("x", x, ("T", "B", "D"), sizes)
+    packed = pack(p)
+    record0 = initial_record(*check_state0(state0, sizes))
+    T, B, _ = x.shape
+    H = packed["W"].shape[1]
+    records = bptt.forward(LSTM_CELL, packed, x, record0)
+    h_T = records[T, :, :H]
+    o = h_T @ packed["V"].T + packed["c"]
+    yhat = np.exp(o - o.max(axis=1, keepdims=True))
+    yhat /= yhat.sum(axis=1, keepdims=True)
+    yhat[np.arange(B), np.asarray(y_last)] -= 1.0
+    dh = np.zeros((B, 6 * H))
+    dh[:, :H] = yhat @ packed["V"] / B              # dL^(T)/dh^(T)
+    reach_h, reach_s = np.zeros(T + 1), np.zeros(T + 1)
+    for t in range(T, 0, -1):
+        s, q = records[t, :, H:2 * H], records[t, :, 5 * H:]
+        total_s = dh[:, H:2 * H] + dh[:, :H] * q * (1 - np.tanh(s) ** 2)
+        reach_h[t], reach_s[t] = np.linalg.norm(dh[:, :H]), np.linalg.norm(total_s)
+        if cell_path_only:
+            nxt = np.zeros_like(dh)
+            nxt[:, H:2 * H] = total_s * records[t, :, 2 * H:3 * H]     # times f^(t)
+            dh = nxt
+        else:
+            _, dh = LSTM_CELL.step_vjp(packed, records[t - 1], records[t], dh)
+    reach_h[0], reach_s[0] = np.linalg.norm(dh[:, :H]), np.linalg.norm(dh[:, H:2 * H])
+    return reach_h / reach_h[T], reach_s / reach_s[T]
+
+
+def reach_by_forget_bias(biases, seeds, *, T: int = 50, B: int = 16, D: int = 8, H: int = 32, K: int = 8,
+                         cell_path_only: bool = False) -> dict:
+    """:func:`gradient_reach` at initialisation for each forget-gate bias and seed.
+
+    Seed ``s`` draws the weights (:func:`init_params` with ``forget_bias`` = the bias, so that
+    every bias sees the same weights), standard normal inputs (T, B, D) and last targets from
+    ``np.random.default_rng([14, s])``. Returns ``{"h": ..., "s": ...}``, arrays
+    (len(biases), len(seeds), T + 1).
+    """
+    out = {"h": np.zeros((len(biases), len(seeds), T + 1)), "s": np.zeros((len(biases), len(seeds), T + 1))}
+    for j, seed in enumerate(seeds):
+        for k, bias in enumerate(biases):
+            rng = np.random.default_rng([14, seed])
+            params = init_params(D, H, K, rng=rng, forget_bias=bias)
+            x = rng.standard_normal((T, B, D))
+            y_last = rng.integers(0, K, B)
+            out["h"][k, j], out["s"][k, j] = gradient_reach(params, x, y_last, cell_path_only=cell_path_only)
+    return out
+
+
+def plot_reach(biases, reach: dict, carousel: dict | None = None):
+    """Two panels, ``h`` and ``s``: the reach against the lag ``T - t`` (log scale), one colour per bias.
+
+    Each seed a thin line, the median a thick one; ``carousel`` (same layout), if given, dashed medians.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plotting import COLORS
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), sharey=True)
+    T = reach["h"].shape[-1] - 1
+    lags = np.arange(T, -1, -1)
+    for ax, part, title in zip(axes, ("h", "s"), (r"$\|\partial L^{(T)}/\partial h^{(t)}\|$, relative",
+                                                   r"$\|\partial L^{(T)}/\partial s^{(t)}\|$, relative")):
+        for k, bias in enumerate(biases):
+            color = COLORS[k % len(COLORS)]
+            for run in reach[part][k]:
+                ax.semilogy(lags, np.maximum(run, 1e-300), color=color, lw=0.6, alpha=0.4)
+            ax.semilogy(lags, np.median(reach[part][k], axis=0), color=color, lw=2, label=f"$b_f = {bias:g}$")
+            if carousel is not None and part == "s":
+                ax.semilogy(lags, np.median(carousel["s"][k], axis=0), color=color, lw=1.2, ls="--")
+        ax.set(xlabel="lag $T - t$ (steps back from the loss)", title=title, ylim=(1e-45, 10))
+    axes[0].set_ylabel("norm relative to $t = T$")
+    axes[0].legend(loc="lower left")
+    fig.tight_layout()
+    return fig

@@ -524,3 +524,131 @@ def test_pytorchs_bias_inside_the_reset_product(update):
         gru.loss_and_grads(params, x, y, state0, reset="before", update=update)
     with pytest.raises(ValueError, match=r'params\["b_hn"\]'):
         gru.loss_and_grads(dict(params, b_hn=params["b_hn"][:-1]), x, y, reset="after")
+
+
+# --- chapter 15's helpers: the step as a function, its Jacobian and Hessian, the reparametrisation ----
+
+def _records(params, x, h0, reset, update):
+    """The cell, packed parameters and the records before and after the first step."""
+    trace = gru.forward(params, x, h0, reset=reset, update=update)
+    return gru.gru_cell(reset, update), gru.pack(params), trace.states[0], trace.states[1]
+
+
+@pytest.mark.parametrize("reset,update", CONVENTIONS)
+def test_step_jacobian_transposed_equals_the_generated_backward_step(reset, update):
+    """g^T dh/dh_prev from the complex step equals the library's step_vjp (generated kernels)."""
+    params, x, _, h0 = problem(seed=30, T=1, B=3, D=2, H=4)
+    h1 = gru.step(params, h0, x[0], reset=reset, update=update)
+    np.testing.assert_array_equal(h1, gru.forward(params, x, h0, reset=reset, update=update).h[1])
+    jac = gru.step_jacobian(params, h0, x[0], reset=reset, update=update)
+    g = np.random.default_rng(31).standard_normal(h0.shape)
+    cell, packed, before, after = _records(params, x, h0, reset, update)
+    _, dh_prev = cell.step_vjp(packed, before, after, cell.state_gradient(g))
+    np.testing.assert_allclose(np.einsum("bi,bik->bk", g, jac), cell.hidden(dh_prev), rtol=1e-12, atol=1e-14)
+    # and against central differences of the step (step 1e-6: error about 1e-10 here)
+    for k in range(4):
+        e = np.zeros_like(h0)
+        e[:, k] = 1e-6
+        column = (gru.step(params, h0 + e, x[0], reset=reset, update=update)
+                  - gru.step(params, h0 - e, x[0], reset=reset, update=update)) / 2e-6
+        np.testing.assert_allclose(jac[:, :, k], column, atol=1e-8)
+
+
+@pytest.mark.parametrize("update", derive.UPDATES)
+def test_without_recurrent_weights_the_jacobian_is_the_additive_part(update):
+    params, x, _, h0 = problem(seed=32, T=1, H=5)
+    params.update({key: np.zeros_like(params[key]) for key in ("W_z", "W_r", "W_h")})
+    z = gru.forward(params, x, h0, update=update).z[0]
+    keep = z if update == "previous" else 1 - z
+    jac = gru.step_jacobian(params, h0, x[0], update=update)
+    np.testing.assert_allclose(jac, keep[:, :, None] * np.eye(5), rtol=1e-12, atol=1e-15)
+    params["W_h"] = np.eye(5)                        # a weight brings in the other terms
+    assert np.abs(gru.step_jacobian(params, h0, x[0], update=update) - keep[:, :, None] * np.eye(5)).max() > 1e-2
+
+
+@pytest.mark.parametrize("reset", derive.RESETS)
+def test_negating_the_update_gate_swaps_the_update_conventions(reset):
+    params, x, y, state0 = problem(seed=33)
+    swapped = gru.negate_update_gate(params)
+    assert set(swapped) == set(params)
+    for key in params:
+        expected = -params[key] if key in ("W_z", "U_z", "b_z") else params[key]
+        np.testing.assert_array_equal(swapped[key], expected)
+    value, grads = gru.loss_and_grads(params, x, y, state0, reset=reset, update="previous")
+    value_s, grads_s = gru.loss_and_grads(swapped, x, y, state0, reset=reset, update="candidate")
+    assert value_s == pytest.approx(value, rel=1e-13)
+    np.testing.assert_allclose(gru.forward(swapped, x, state0, reset=reset, update="candidate").h,
+                               gru.forward(params, x, state0, reset=reset, update="previous").h, rtol=0, atol=1e-13)
+    for key in grads:
+        sign = -1 if key in gru.GATE_KEYS["z"] else 1
+        assert gradcheck.relative_error(sign * grads_s[key], grads[key]) < 1e-12, key
+    # without the negation the other convention is another function
+    assert abs(gru.loss(params, x, y, state0, reset=reset, update="candidate") - value) > 1e-3
+
+
+def test_gradient_difference_is_the_relative_norm_over_the_chosen_keys():
+    ref = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    other = {"a": np.array([3.0, 1.0]), "b": np.array([[4.0]])}
+    assert gru.gradient_difference(other, ref) == pytest.approx(1 / 5, rel=1e-15)
+    assert gru.gradient_difference(other, ref, ["b"]) == 0.0
+    zero = {"a": np.zeros(2), "b": np.zeros((1, 1))}
+    assert gru.gradient_difference(other, zero) == pytest.approx(np.sqrt(26))   # |other|, 9 + 1 + 16
+
+
+def test_step_hessian_of_the_counterexample_and_the_rank_bound_of_reset_after():
+    """The chapter's counterexample: Hessian I/4 at 0 (rank 5); a reset-after unit has rank <= 4."""
+    H = 5
+    shapes = gru.init_params(1, H, 2, rng=np.random.default_rng(0))
+    example = {key: np.zeros_like(value) for key, value in shapes.items()}
+    example["W_r"], example["W_h"] = np.eye(H), np.ones((H, H))
+    hess = gru.step_hessian(example, np.zeros((1, H)), np.zeros((1, 1)), 0)
+    np.testing.assert_allclose(hess[0], np.eye(H) / 4, atol=1e-7)
+    # against SymPy at a nonzero state, for the first unit written out
+    hs = sp.symbols(f"h1:{H + 1}", real=True)
+    F1 = sp.Rational(1, 2) * hs[0] + sp.Rational(1, 2) * sp.tanh(sum(h / (1 + sp.exp(-h)) for h in hs))
+    point = np.random.default_rng(1).uniform(-0.8, 0.8, size=H)
+    exact = np.array(sp.hessian(F1, hs).subs(dict(zip(hs, point))).evalf(), dtype=float)
+    np.testing.assert_allclose(gru.step_hessian(example, point[None], np.zeros((1, 1)), 0)[0], exact, atol=1e-7)
+    rng = np.random.default_rng(2)
+    params = gru.init_params(2, H, 2, rng=rng)
+    params.update({key: 0.5 * rng.standard_normal(H) for key in ("b_z", "b_r", "b_h", "b_hn")})
+    states, inputs = 0.5 * rng.standard_normal((2, H)), rng.standard_normal((2, 2))
+    for unit in range(H):
+        after = np.linalg.svd(gru.step_hessian(params, states, inputs, unit, reset="after"), compute_uv=False)
+        assert after[:, -1].max() < 1e-8 and after[:, -2].min() > 1e-6, (unit, after)
+    before = {key: value for key, value in params.items() if key != "b_hn"}
+    full_rank = [np.linalg.svd(gru.step_hessian(before, states, inputs, unit), compute_uv=False)[:, -1].min()
+                 for unit in range(H)]
+    assert min(full_rank) > 1e-6, full_rank
+
+
+def test_plot_gradient_pairs_draws_one_panel_per_comparison():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params, x, y, _ = problem(seed=34)
+    _, book = gru.loss_and_grads(params, x, y)
+    _, other = gru.loss_and_grads(params, x, y, update="candidate")
+    fig = gru.plot_gradient_pairs(book, [("same", book, "itself"), ("other", other, "other GRU")])
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        assert len(ax.lines) == 4                      # three parts of the cell and the diagonal
+        assert ax.get_ylabel().startswith("gradient entry")
+    xs, ys = fig.axes[0].lines[0].get_data()
+    np.testing.assert_array_equal(xs, ys)              # a gradient against itself: on the diagonal
+    plt.close(fig)
+
+
+def test_the_exercise_reference_equals_the_generated_backward_step():
+    from bptt_lib.exercises import gru as exercise
+
+    params, x, _, h0 = problem(seed=35, T=1, B=3, D=2, H=4)
+    g = np.random.default_rng(36).standard_normal(h0.shape)
+    result = exercise.reference_backward_step(g, h0, x[0], params)
+    cell, packed, before, after = _records(params, x, h0, "before", "previous")
+    da, dh_prev = cell.step_vjp(packed, before, after, cell.state_gradient(g))
+    np.testing.assert_allclose(result["h_prev"], cell.hidden(dh_prev), rtol=1e-12, atol=1e-14)
+    blocks = np.reshape(da, (3, 3, 4))                   # the three (B, H) blocks, one after the other in memory
+    for i, key in enumerate(("a_z", "a_r", "a_h")):
+        np.testing.assert_allclose(result[key], blocks[i], rtol=1e-12, atol=1e-14)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from bptt_lib import bptt, lstm, models
+from bptt_lib import bptt, gradcheck, lstm, models
 from bptt_lib.derive import activations
 from bptt_lib.derive import lstm as derive
 
@@ -604,3 +604,103 @@ def test_artbp_without_cuts_is_full_bptt():
                                          state0=state0)
     assert a_value == pytest.approx(value, rel=1e-12)
     assert_grads_close(a_grads, full, rtol=1e-10)
+
+
+# ---------------------------------------------------------------- chapter 14: reference loss, gradient reach
+
+
+def test_reference_loss_equals_loss_and_its_complex_step_equals_the_gradients():
+    params, x, y, state0 = problem(40, T=4, B=2, D=2, H=3, K=3)
+    value, grads = lstm.loss_and_grads(params, x, y, state0)
+    assert abs(lstm.reference_loss(params, x, y, state0) - value) <= 1e-12 * value
+    by_complex = gradcheck.complex_step(lambda p: lstm.reference_loss(p, x, y, state0), params)
+    assert_grads_close(grads, by_complex)
+    wrong = dict(params, b_g=params["b_g"] + 0.1)     # the reference is not blind to a parameter
+    assert abs(lstm.reference_loss(wrong, x, y, state0) - value) > 1e-6
+
+
+def _last_loss(params, x, y_last, h0, s0):
+    """L^(T) alone: the loss of T steps minus that of the first T - 1 (same prefix, same targets)."""
+    T, B = x.shape[:2]
+    y = np.zeros((T, B), dtype=int)
+    y[-1] = y_last
+    return lstm.reference_loss(params, x, y, (h0, s0)) - lstm.reference_loss(params, x[:-1], y[:-1], (h0, s0))
+
+
+def test_gradient_reach_equals_central_differences():
+    rng = np.random.default_rng(41)
+    T, B, D, H, K = 5, 3, 2, 3, 4
+    params = lstm.init_params(D, H, K, rng=rng, forget_bias=0.5)
+    x = rng.standard_normal((T, B, D))
+    y_last = rng.integers(0, K, B)
+    h0, s0 = np.zeros((B, H)), np.zeros((B, H))
+    reach_h, reach_s = lstm.gradient_reach(params, x, y_last)
+    eps = 1e-6
+
+    def grad(fn, z):
+        out = np.zeros_like(z)
+        for idx in np.ndindex(z.shape):
+            e = np.zeros_like(z)
+            e[idx] = eps
+            out[idx] = (fn(z + e) - fn(z - e)) / (2 * eps)
+        return out
+
+    d_h0 = grad(lambda z: _last_loss(params, x, y_last, z, s0), h0)
+    d_s0 = grad(lambda z: _last_loss(params, x, y_last, h0, z), s0)
+    trace = lstm.forward(params, x)
+    q_T, s_T = trace.q[-1], trace.s[-1]
+
+    def loss_of_state(h_T):
+        o = params["c"] + h_T @ params["V"].T
+        o = o - o.max(axis=1, keepdims=True)
+        return -(o[np.arange(B), y_last] - np.log(np.exp(o).sum(axis=1))).sum() / B
+
+    d_hT = grad(loss_of_state, trace.h[-1])
+    d_sT = grad(lambda z: loss_of_state(q_T * np.tanh(z)), s_T)
+    assert abs(reach_h[0] - np.linalg.norm(d_h0) / np.linalg.norm(d_hT)) <= 1e-6 * reach_h[0]
+    assert abs(reach_s[0] - np.linalg.norm(d_s0) / np.linalg.norm(d_sT)) <= 1e-6 * reach_s[0]
+    assert reach_h[-1] == reach_s[-1] == 1.0
+
+
+def test_cell_path_only_is_the_product_of_the_forget_gates():
+    rng = np.random.default_rng(42)
+    T, B, D, H, K = 6, 2, 3, 4, 3
+    params = lstm.init_params(D, H, K, rng=rng)
+    x = rng.standard_normal((T, B, D))
+    y_last = rng.integers(0, K, B)
+    _, only = lstm.gradient_reach(params, x, y_last, cell_path_only=True)
+    _, full = lstm.gradient_reach(params, x, y_last)
+    trace = lstm.forward(params, x)
+    o = params["c"] + trace.h[-1] @ params["V"].T
+    p = np.exp(o - o.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(B), y_last] -= 1
+    delta = (p @ params["V"] / B) * trace.q[-1] * (1 - np.tanh(trace.s[-1]) ** 2)
+    for t in range(1, T + 1):
+        carried = delta * np.prod(trace.f[t:], axis=0)          # f^(t+1) ... f^(T)
+        assert abs(only[t] - np.linalg.norm(carried) / np.linalg.norm(delta)) <= 1e-12 * only[t]
+    assert np.max(np.abs(full[1:T] - only[1:T]) / only[1:T]) > 1e-3     # the path through h matters
+
+
+def test_reach_by_forget_bias_changes_only_the_bias():
+    out = lstm.reach_by_forget_bias([0.0, 2.0], [3], T=6, B=2, D=2, H=3, K=2)
+    assert out["h"].shape == out["s"].shape == (2, 1, 7)
+    rng = np.random.default_rng([14, 3])
+    params = lstm.init_params(2, 3, 2, rng=rng, forget_bias=2.0)
+    x = rng.standard_normal((6, 2, 2))
+    y_last = rng.integers(0, 2, 2)
+    h, s = lstm.gradient_reach(params, x, y_last)
+    np.testing.assert_array_equal(out["h"][1, 0], h)
+    np.testing.assert_array_equal(out["s"][1, 0], s)
+    assert not np.allclose(out["s"][0, 0, :6], out["s"][1, 0, :6])
+
+
+def test_plot_reach_draws_two_panels():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = lstm.reach_by_forget_bias([0.0, 1.0], [0, 1], T=5, B=2, D=2, H=3, K=2)
+    fig = lstm.plot_reach([0.0, 1.0], out, out)
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 2 * (2 + 1 + 1)
+    plt.close(fig)

@@ -245,3 +245,38 @@ def test_checker_accepts_reference_and_rejects_wrong_answers():
 
     for wrong in (off_by_one, zero_instead_of_ignore, wrong_direction):
         assert not verdict("long_term_recall_targets", wrong)
+
+
+# --- the adding problem (chapter 16) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("T, batch", [(2, 1), (7, 5), (20, 64)])
+def test_adding_problem_markers_values_and_targets(T, batch):
+    x, y = tasks.adding_problem(T, batch, np.random.default_rng(0))
+    assert x.shape == (T, batch, 2) and y.shape == (batch,)
+    values, markers = x[..., 0], x[..., 1]
+    assert np.all((values >= 0) & (values < 1))
+    assert set(np.unique(markers)) <= {0.0, 1.0}
+    half = T // 2
+    np.testing.assert_array_equal(markers[:half].sum(0), 1)      # one marker in the first half
+    np.testing.assert_array_equal(markers[half:].sum(0), 1)      # and one in the second
+    for b in range(batch):
+        assert y[b] == values[markers[:, b] == 1, b].sum()
+
+
+def test_adding_problem_seeded_and_baseline():
+    a = tasks.adding_problem(10, 4, np.random.default_rng(1))
+    b = tasks.adding_problem(10, 4, np.random.default_rng(1))
+    c = tasks.adding_problem(10, 4, np.random.default_rng(2))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and not np.array_equal(a[0], c[0])
+    _, y = tasks.adding_problem(30, 400_000, np.random.default_rng(3))
+    # the MSE of predicting 1 estimates 1/6; its standard error here is about 2e-4
+    assert abs(np.mean((y - 1) ** 2) - tasks.ADDING_BASELINE_MSE) < 2e-3
+    assert abs(np.mean(y) - 1) < 3e-3
+
+
+def test_adding_problem_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        tasks.adding_problem(1, 4, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="rng must be"):
+        tasks.adding_problem(5, 4, 0)
