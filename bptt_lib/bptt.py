@@ -41,8 +41,8 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
     ThreadpoolController = None
 
-__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "SMALL_PRODUCT", "LARGE_PRODUCT", "one_blas_thread", "workspace",
-           "clear_workspace", "blocks", "step_work",
+__all__ = ["BLOCK_ROWS", "ONE_THREAD_LOOPS", "SMALL_PRODUCT", "LARGE_PRODUCT", "one_blas_thread",
+           "single_blas_thread", "workspace", "clear_workspace", "blocks", "step_work",
            "forward", "output_layer", "bptt", "loop_source"]
 
 BLOCK_ROWS = 4096
@@ -76,8 +76,21 @@ def one_blas_thread(work: int):
     setting otherwise; the products over whole blocks outside the loops always keep
     it. A no-op without threadpoolctl or when :data:`ONE_THREAD_LOOPS` is false.
     """
+    if not ONE_THREAD_LOOPS or not SMALL_PRODUCT <= work < LARGE_PRODUCT:
+        return contextlib.nullcontext()
+    return single_blas_thread()
+
+
+def single_blas_thread():
+    """A context in which BLAS uses one thread whatever the size of the products (threadpoolctl).
+
+    For loops of many small products outside :func:`forward` and :func:`bptt`: the banks of
+    networks of chapter 16, the language model of chapter 17, the timing curves of chapter
+    13. On two busy cores, handing such products to a pool of threads made training tens of
+    times slower (measured). A no-op without threadpoolctl.
+    """
     global _controller
-    if not ONE_THREAD_LOOPS or ThreadpoolController is None or not SMALL_PRODUCT <= work < LARGE_PRODUCT:
+    if ThreadpoolController is None:
         return contextlib.nullcontext()
     if _controller is None:
         _controller = ThreadpoolController()

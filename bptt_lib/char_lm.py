@@ -13,7 +13,7 @@ the next character out, a tanh RNN or an LSTM trained with TBPTT(:math:`k, k`).
   recurrent core (:func:`bptt_lib.bptt.forward` and :func:`bptt_lib.bptt.bptt` over
   the model's cell), returning the state to carry into the next chunk;
   :func:`train` loops over chunks with gradient clipping
-  (:func:`bptt_lib.clip.clip_by_global_norm`) and Adam (:class:`Adam`).
+  (:func:`bptt_lib.clip.clip_by_global_norm`) and Adam (:class:`bptt_lib.optim.Adam`).
 - Sampling: :func:`temperature_probs` (softmax of the logits divided by the
   temperature) and :func:`sample`, which also returns how far each uniform draw
   was from a boundary of the cumulative distribution (a margin that says whether
@@ -23,19 +23,18 @@ the next character out, a tanh RNN or an LSTM trained with TBPTT(:math:`k, k`).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import bptt, clip, lstm, models, rnn
+from . import bptt, clip, lstm, models, optim, rnn
 from .validation import positive_int, positive_number
 
 __all__ = [
     "DATA_FILE", "one_thread", "load_text", "Vocabulary", "split", "streams", "one_hot", "init_params", "carried_state",
-    "chunk_grads", "log_probs", "bits_per_char", "unigram_bits", "Adam", "TrainResult", "train",
+    "chunk_grads", "log_probs", "bits_per_char", "unigram_bits", "TrainResult", "train",
     "temperature_probs", "sample", "plot_training", "plot_heldout", "plot_samples", "main",
 ]
 
@@ -46,19 +45,14 @@ LN2 = float(np.log(2.0))
 
 
 def one_thread(fn):
-    """Run ``fn`` with BLAS on one thread (threadpoolctl, if installed).
+    """Run ``fn`` with BLAS on one thread (:func:`bptt_lib.bptt.single_blas_thread`).
 
     The matrices here are small (H = 64): on two busy cores, BLAS threads spinning for
     such products made a training run several times slower than on one thread.
     """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            from threadpoolctl import threadpool_limits
-            limit = threadpool_limits(limits=1, user_api="blas")
-        except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
-            limit = contextlib.nullcontext()
-        with limit:
+        with bptt.single_blas_thread():
             return fn(*args, **kwargs)
     return wrapper
 
@@ -220,35 +214,6 @@ def unigram_bits(train_ids: np.ndarray, test_ids: np.ndarray, K: int, *, smoothi
     return float(-np.log2(p[np.asarray(test_ids)]).mean())
 
 
-class Adam:
-    r"""Adam (Kingma and Ba): per-parameter steps from running means of the gradient and its square.
-
-    :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`, :math:`v \leftarrow \beta_2 v + (1 - \beta_2) g^2`,
-    :math:`\theta \leftarrow \theta - \eta \, \hat m / (\sqrt{\hat v} + \epsilon)` with the bias
-    corrections :math:`\hat m = m / (1 - \beta_1^n)`, :math:`\hat v = v / (1 - \beta_2^n)` at step :math:`n`.
-    :meth:`step` returns new arrays; the parameters passed in are not modified.
-    """
-
-    def __init__(self, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr = positive_number("lr", lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
-        self.m: dict = {}
-        self.v: dict = {}
-        self.n = 0
-
-    def step(self, params: dict, grads: dict) -> dict:
-        self.n += 1
-        new = {}
-        for key, value in params.items():
-            g = np.asarray(grads[key], dtype=np.float64)
-            m = self.m[key] = self.beta1 * self.m.get(key, 0.0) + (1 - self.beta1) * g
-            v = self.v[key] = self.beta2 * self.v.get(key, 0.0) + (1 - self.beta2) * g * g
-            m_hat = m / (1 - self.beta1 ** self.n)
-            v_hat = v / (1 - self.beta2 ** self.n)
-            new[key] = value - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-        return new
-
-
 @dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -285,7 +250,7 @@ def train(model: str, train_ids: np.ndarray, K: int, *, H: int, k: int, B: int, 
     streams the reading starts again at the beginning, from a zero state. Each
     gradient is divided by ``k`` (the loss per character), clipped to global norm
     ``max_norm`` (:func:`bptt_lib.clip.clip_by_global_norm`) and applied with
-    :class:`Adam` at learning rate ``lr``. ``params`` (optional) are the starting
+    :class:`~bptt_lib.optim.Adam` at learning rate ``lr``. ``params`` (optional) are the starting
     parameters; by default :func:`init_params` with ``np.random.default_rng(seed)``.
     """
     H, k, B, steps = (positive_int(name, v) for name, v in (("H", H), ("k", k), ("B", B), ("steps", steps)))
@@ -295,7 +260,7 @@ def train(model: str, train_ids: np.ndarray, K: int, *, H: int, k: int, B: int, 
     n_chunks = (len(data) - 1) // k
     if n_chunks < 1:
         raise ValueError(f"streams of {len(data)} characters are shorter than one chunk of k + 1 = {k + 1}")
-    opt = Adam(lr)
+    opt = optim.Adam(lr)
     bits, norms, clipped, state = np.empty(steps), np.empty(steps), 0, None
     for step in range(steps):
         j = step % n_chunks

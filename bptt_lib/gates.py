@@ -31,37 +31,22 @@ over the cell interface of :mod:`bptt_lib.cell` and the models of
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import bptt, models, tasks
+from . import bptt, models, optim, tasks
 from .cell import Cell
 from .jacobian_products import relu_kernels
 from .tasks import IGNORE
 from .validation import positive_int, positive_number
 
-__all__ = ["CELLS", "one_thread", "relu_cell", "init_network", "Bank", "SoftmaxHead", "SquaredErrorHead", "reach",
+__all__ = ["CELLS", "relu_cell", "init_network", "Bank", "SoftmaxHead", "SquaredErrorHead", "reach",
            "TrainResult", "train_bank", "recall_accuracy", "adding_mse", "recall_sweep", "adding_runs",
            "gradient_growth", "plot_reach", "plot_sweep", "plot_growth"]
 
 CELLS = ("tanh RNN", "IRNN", "LSTM", "GRU")
 """The four cells of the chapter, in the order of its tables."""
-
-
-def one_thread():
-    """A context in which BLAS runs on one thread (threadpoolctl).
-
-    The products of these small networks (at most ``(B, N H)`` by ``(N H, 4 N H)`` per step)
-    are far too small to share between threads; on a machine whose cores are busy with
-    other work, handing them to a pool of threads made training tens of times slower (measured).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _relu(a: np.ndarray) -> np.ndarray:
@@ -293,7 +278,7 @@ def reach(bank: Bank, x, *, rng: np.random.Generator) -> np.ndarray:
         y[-1] = rng.integers(0, bank.K, size=(B, bank.N))
         head = SoftmaxHead(bank.N, bank.K)
     grad_h = np.zeros((T, B, bank.N * bank.H))
-    with one_thread():
+    with bptt.single_blas_thread():
         bank.grads(x, y, head, grad_h=grad_h)
     per = grad_h.reshape(T, B, bank.N, bank.H)
     norms = np.sqrt((per ** 2).sum(axis=(1, 3)))             # (T, N); row t - 1 is h^(t)
@@ -334,14 +319,13 @@ def train_bank(bank: Bank, data, head_factory, *, steps: int, lr: float = 0.01, 
     """
     steps = positive_int("steps", steps)
     lr = positive_number("lr", lr)
-    m = {k: np.zeros_like(v) for k, v in bank.params.items()}
-    v = {k: np.zeros_like(v) for k, v in bank.params.items()}
+    adam = optim.Adam(lr, *betas, eps)
     alive = np.ones(bank.N, dtype=bool)
     losses, norms = np.zeros((steps, bank.N)), np.zeros((steps, bank.N))
     for step in range(steps):
         x, y = data(step)
         head = head_factory()
-        with one_thread():
+        with bptt.single_blas_thread():
             _, grads = bank.grads(x, y, head)
         norm = bank.norms(grads)
         finite = np.isfinite(head.per_network) & np.isfinite(norm)
@@ -350,15 +334,13 @@ def train_bank(bank: Bank, data, head_factory, *, steps: int, lr: float = 0.01, 
         norms[step] = np.where(alive, norm, np.nan)
         factor = np.ones(bank.N) if max_norm is None else np.minimum(1.0, max_norm / np.maximum(norm, 1e-300))
         factor = np.where(alive, factor, 0.0)
-        t = step + 1
+        scaled, moving = {}, {}
         for key, g in grads.items():
             own = bank.owner(key)
             scale = np.where(own >= 0, factor[np.maximum(own, 0)], 0.0)
-            g = np.nan_to_num(g * scale)
-            m[key] = betas[0] * m[key] + (1 - betas[0]) * g
-            v[key] = betas[1] * v[key] + (1 - betas[1]) * g ** 2
-            update = lr * (m[key] / (1 - betas[0] ** t)) / (np.sqrt(v[key] / (1 - betas[1] ** t)) + eps)
-            bank.params[key] = bank.params[key] - np.where(scale > 0, update, 0.0)
+            scaled[key] = np.nan_to_num(g * scale)
+            moving[key] = scale > 0               # off-block entries and frozen networks stay put
+        bank.params.update(adam.step(bank.params, scaled, keep=moving))
     return TrainResult(bank, losses, norms)
 
 
@@ -458,7 +440,7 @@ def gradient_growth(cell: str, gains, lengths, seeds, *, n_in: int = 4, n_hidden
             x = np.eye(n_in)[rng.integers(0, n_in, size=(T, batch))]
             y = np.full((T, batch, len(seeds)), IGNORE)
             y[-1] = rng.integers(0, n_in, size=(batch, len(seeds)))
-            with one_thread():
+            with bptt.single_blas_thread():
                 _, grads = bank.grads(x, y, SoftmaxHead(len(seeds), n_in))
             out[a, b] = bank.norms(grads)
     return out

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import bptt, models, online, rnn
 from . import checkpointing as ck
-from . import models, online, rnn
 
 __all__ = ["problem", "relative_error", "cell_vector", "CheckpointSweep", "checkpoint_sweep",
            "plot_checkpoint_sweep", "online_cost", "fitted_exponent", "plot_online_cost",
@@ -42,16 +42,6 @@ def _warm() -> None:
     rnn_kernels()
     recursion_kernels()
     online.online_kernels()
-
-
-def _one_thread():
-    """BLAS on one thread while timing, so that the curves do not depend on what else the machine runs."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def problem(T: int, *, B: int = 4, D: int = 4, H: int = 16, K: int = 4, seed: int = 0):
@@ -172,7 +162,7 @@ def online_cost(H_values, *, T: int = 10, B: int = 1, D: int = 4, K: int = 4, se
                 "uoro": lambda p=params, x=x, y=y: online.uoro_grads(p, x, y, rng=rng),
                 "bptt": lambda p=params, x=x, y=y: models.full_grads(p, x, y)}
         for name, fn in runs.items():
-            with _one_thread():
+            with bptt.single_blas_thread():  # timing curves that do not depend on what else runs
                 out[f"{name}_time"].append(ck.time_per_call(fn, repeat=repeat) / T)
             out[f"{name}_peak"].append(ck.peak_memory(fn)[0])
     return {"H": np.asarray(H_values), **{key: np.array(value) for key, value in out.items()}}
@@ -294,7 +284,7 @@ def comparison(T: int = 1000, *, B: int = 4, D: int = 4, H: int = 16, K: int = 4
     rows = {}
     for name, (random, fn) in _methods(T, k, c, every).items():
         fn(params, x[:3], y[:3], np.random.default_rng(0))          # any first-call work outside the measurement
-        with _one_thread():
+        with bptt.single_blas_thread():  # timing curves that do not depend on what else runs
             seconds = ck.time_per_call(fn, params, x, y, np.random.default_rng(0), repeat=repeat) / T
         row = {"peak": ck.peak_memory(fn, params, x, y, np.random.default_rng(0))[0], "seconds": seconds}
         if random:

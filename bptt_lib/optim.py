@@ -1,6 +1,7 @@
 r"""Optimiser steps. Parameters and gradients are dicts with the same keys.
 
-Plain gradient descent: :math:`\theta \leftarrow \theta - \eta \, \nabla_\theta L`.
+Plain gradient descent, :math:`\theta \leftarrow \theta - \eta \, \nabla_\theta L`
+(:func:`sgd_step`), and Adam (:class:`Adam`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from .validation import positive_number, require_finite, require_keys
 
-__all__ = ["sgd_step"]
+__all__ = ["sgd_step", "Adam"]
 
 
 def sgd_step(params: Mapping, grads: Mapping, lr: float) -> dict:
@@ -43,3 +44,36 @@ def sgd_step(params: Mapping, grads: Mapping, lr: float) -> dict:
             raise ValueError(f'{err}: a step would make params["{key}"] NaN or infinite') from None
         new[key] = value - lr * g
     return new
+
+
+class Adam:
+    r"""Adam (Kingma and Ba): per-parameter steps from running means of the gradient and its square.
+
+    :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`, :math:`v \leftarrow \beta_2 v + (1 - \beta_2) g^2`,
+    :math:`\theta \leftarrow \theta - \eta \, \hat m / (\sqrt{\hat v} + \epsilon)` with the bias
+    corrections :math:`\hat m = m / (1 - \beta_1^n)`, :math:`\hat v = v / (1 - \beta_2^n)` at step :math:`n`.
+    :meth:`step` returns new arrays; the parameters passed in are not modified. Chapter 16
+    trains a bank of networks as one and chapter 17 a language model with it.
+    """
+
+    def __init__(self, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        self.lr = positive_number("lr", lr)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.m: dict = {}
+        self.v: dict = {}
+        self.n = 0
+
+    def step(self, params: dict, grads: dict, keep: dict | None = None) -> dict:
+        """One step; ``keep[key]`` (optional, boolean, broadcast to the parameter) says which
+        entries move: the others keep their values (a frozen network of a bank)."""
+        self.n += 1
+        new = {}
+        for key, value in params.items():
+            g = np.asarray(grads[key], dtype=np.float64)
+            m = self.m[key] = self.beta1 * self.m.get(key, 0.0) + (1 - self.beta1) * g
+            v = self.v[key] = self.beta2 * self.v.get(key, 0.0) + (1 - self.beta2) * g * g
+            m_hat = m / (1 - self.beta1 ** self.n)
+            v_hat = v / (1 - self.beta2 ** self.n)
+            update = self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+            new[key] = value - (update if keep is None else np.where(keep[key], update, 0.0))
+        return new

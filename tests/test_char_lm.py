@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bptt_lib import char_lm as cl
-from bptt_lib import lstm, rnn, truncation
+from bptt_lib import lstm, optim, rnn, truncation
 from bptt_lib.exercises import char_lm as ex
 from bptt_lib.exercises import verdict
 from bptt_lib.gradcheck import compare
@@ -146,7 +146,7 @@ def test_sample_is_seeded_and_follows_the_distribution():
 
 
 def test_adam_first_step_is_lr_times_sign():
-    opt = cl.Adam(lr=0.1)
+    opt = optim.Adam(lr=0.1)
     params = {"w": np.array([1.0, -2.0, 3.0])}
     new = opt.step(params, {"w": np.array([0.5, -3.0, 1e-3])})
     # after one step m_hat = g and v_hat = g^2: the step is lr * g / (|g| + eps)
