@@ -206,7 +206,7 @@ class SoftmaxHead:
 
     The loss of each network is the masked NLL of :mod:`bptt_lib.tasks`, summed over
     time and averaged over the batch; the head returns their sum and keeps each
-    network's part in :attr:`per_network` (added block by block).
+    network's part in ``per_network`` (added block by block).
     """
 
     def __init__(self, N: int, K: int):
