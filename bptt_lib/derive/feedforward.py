@@ -172,7 +172,7 @@ def prove_gradients(n_in: int = 2, n_hidden: int = 2, n_out: int = 3) -> bool:
 # --- a batch, in matrix symbols: the hidden layer is the output map renamed ----------
 
 def hidden_affine(sym: SimpleNamespace) -> sp.MatrixExpr:
-    """``A = X U^T + 1_B b^T`` for the symbols of :func:`bptt_lib.derive.rnn_step.batch_symbols`.
+    r"""``A = X U^T + 1_B b^T`` for the symbols of :func:`bptt_lib.derive.rnn_step.batch_symbols`.
 
     The symbol ``b`` there is the (1, H) row :math:`b^\top`, so the code reads ``one_B * b``.
     """
