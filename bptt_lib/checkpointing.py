@@ -23,16 +23,13 @@ Written once over the cell interface (:mod:`bptt_lib.cell`, :mod:`bptt_lib.model
 
 from __future__ import annotations
 
-import time
-import tracemalloc
-
 import numpy as np
 
 from . import bptt, models
 from .validation import check_finite_result, positive_int
 
 __all__ = ["segments", "checkpointed_grads", "forward_steps", "stored_states", "best_every",
-           "hsm_forward_steps", "hsm_table", "peak_memory", "time_per_call"]
+           "hsm_forward_steps", "hsm_table"]
 
 
 def segments(T: int, every: int) -> list[tuple[int, int]]:
@@ -168,32 +165,3 @@ def hsm_table(T: int, max_slots: int) -> np.ndarray:
         F = G
         costs.append(F[T])
     return np.array(costs, dtype=np.int64)
-
-
-def peak_memory(fn, *args, **kwargs) -> tuple[int, object]:
-    """Peak bytes that NumPy and Python allocate while ``fn(*args, **kwargs)`` runs (tracemalloc), and its result.
-
-    The scratch arrays of :func:`bptt_lib.bptt.workspace` are freed first, so that
-    every measurement allocates its own buffers (otherwise an earlier, longer call's
-    buffers would be reused and not counted).
-    """
-    bptt.clear_workspace()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = fn(*args, **kwargs)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        bptt.clear_workspace()
-    return peak, result
-
-
-def time_per_call(fn, *args, repeat: int = 3, **kwargs) -> float:
-    """The fastest of ``repeat`` wall-clock times of ``fn(*args, **kwargs)``, in seconds (for figures only)."""
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    return best

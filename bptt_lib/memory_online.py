@@ -11,7 +11,7 @@ r"""Measurements and figures of chapter 13, *Memory, and learning online without
   version of OpenGenus's comparison table, for full BPTT, TBPTT, ARTBP, checkpointed BPTT,
   RTRL and UORO.
 
-Memory is measured with ``tracemalloc`` (:func:`bptt_lib.checkpointing.peak_memory`),
+Memory is measured with ``tracemalloc`` (:func:`bptt_lib.timing.peak_memory`),
 which sees every NumPy array; timings are wall-clock and go into figures only.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import bptt, models, online, rnn
+from . import bptt, models, online, path_sum, rnn, timing
 from . import checkpointing as ck
 
 __all__ = ["problem", "relative_error", "cell_vector", "CheckpointSweep", "checkpoint_sweep",
@@ -90,11 +90,11 @@ def checkpoint_sweep(T: int = 1000, every=None, *, B: int = 4, D: int = 4, H: in
     every = np.array(every if every is not None else [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000])
     _warm()
     params, x, y = problem(T, B=B, D=D, H=H, K=K, seed=seed)
-    full_peak, (loss, full) = ck.peak_memory(models.full_grads, params, x, y)
+    full_peak, (loss, full) = timing.peak_memory(models.full_grads, params, x, y)
     steps, peaks, worst = [], [], 0.0
     for k in every:
         stats = {}
-        peak, (value, grads) = ck.peak_memory(ck.checkpointed_grads, params, x, y, int(k), stats=stats)
+        peak, (value, grads) = timing.peak_memory(ck.checkpointed_grads, params, x, y, int(k), stats=stats)
         steps.append(stats["forward_steps"])
         peaks.append(peak)
         worst = max([worst, abs(value - loss) / abs(loss)]
@@ -163,8 +163,8 @@ def online_cost(H_values, *, T: int = 10, B: int = 1, D: int = 4, K: int = 4, se
                 "bptt": lambda p=params, x=x, y=y: models.full_grads(p, x, y)}
         for name, fn in runs.items():
             with bptt.single_blas_thread():  # timing curves that do not depend on what else runs
-                out[f"{name}_time"].append(ck.time_per_call(fn, repeat=repeat) / T)
-            out[f"{name}_peak"].append(ck.peak_memory(fn)[0])
+                out[f"{name}_time"].append(path_sum.time_per_call(fn, repeats=repeat) / T)
+            out[f"{name}_peak"].append(timing.peak_memory(fn)[0])
     return {"H": np.asarray(H_values), **{key: np.array(value) for key, value in out.items()}}
 
 
@@ -285,8 +285,8 @@ def comparison(T: int = 1000, *, B: int = 4, D: int = 4, H: int = 16, K: int = 4
     for name, (random, fn) in _methods(T, k, c, every).items():
         fn(params, x[:3], y[:3], np.random.default_rng(0))          # any first-call work outside the measurement
         with bptt.single_blas_thread():  # timing curves that do not depend on what else runs
-            seconds = ck.time_per_call(fn, params, x, y, np.random.default_rng(0), repeat=repeat) / T
-        row = {"peak": ck.peak_memory(fn, params, x, y, np.random.default_rng(0))[0], "seconds": seconds}
+            seconds = path_sum.time_per_call(lambda f=fn: f(params, x, y, np.random.default_rng(0)), repeats=repeat) / T
+        row = {"peak": timing.peak_memory(fn, params, x, y, np.random.default_rng(0))[0], "seconds": seconds}
         if random:
             est = np.array([cell_vector(fn(params, x, y, gen)[1])
                             for s in seeds for gen in [np.random.default_rng(s)] for _ in range(draws)])

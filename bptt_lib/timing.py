@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+import tracemalloc
 
 import numpy as np
 
-from . import rnn
+from . import bptt, rnn
 
-__all__ = ["flop_counts", "floor_call", "measure", "breakdown", "scaling", "one_blas_thread", "STAGES",
+__all__ = ["flop_counts", "floor_call", "measure", "breakdown", "scaling", "one_blas_thread", "peak_memory", "STAGES",
            "plot_breakdown", "plot_scaling"]
 
 STAGES = ("validation", "forward recurrence", "output layer + softmax", "backward recurrence",
@@ -107,6 +108,28 @@ def one_blas_thread():
         return
     with threadpool_limits(1):
         yield
+
+
+def peak_memory(fn, *args, **kwargs) -> tuple[int, object]:
+    """Peak bytes allocated while ``fn(*args, **kwargs)`` runs (tracemalloc, which NumPy reports to), and its result.
+
+    ``fn`` is called once before the measurement, so that one-time work (generating
+    kernels, the BLAS thread controller) is not counted; then the scratch arrays of
+    :func:`bptt_lib.bptt.workspace` are freed, so that those the measured call needs are
+    allocated, and counted, inside it (otherwise an earlier, longer call's would be reused).
+    Chapters 11 and 13 measure memory with it.
+    """
+    fn(*args, **kwargs)
+    bptt.clear_workspace()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = fn(*args, **kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        bptt.clear_workspace()
+    return peak, result
 
 
 def measure(functions: dict, *, repeats: int = 5, min_time: float = 0.05) -> dict:

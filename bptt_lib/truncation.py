@@ -22,14 +22,13 @@ the gradient every :math:`k` steps"; TBPTT(:math:`1, k`) is chapter 7's band
   :math:`(t, s)` of the full gradient (loss step :math:`t`, step :math:`s` where the
   weights act) it keeps; :func:`plot_kept_paths` draws them on chapter 7's triangle.
 - :func:`gradient_bias`, :func:`position_error`: the bias measured against full
-  BPTT; :func:`peak_memory`, :func:`time_call`: cost measurements;
+  BPTT (memory and time are measured with :func:`bptt_lib.timing.peak_memory`
+  and :func:`bptt_lib.path_sum.time_per_call`);
   :func:`train_recall_tbptt`: delayed recall trained with TBPTT, many networks at once.
 """
 
 from __future__ import annotations
 
-import time
-import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +41,7 @@ __all__ = [
     "check_truncation", "block_ends", "windows", "kept_paths", "count_kept",
     "masked_output_layer", "truncated_bptt", "tbptt_grads", "masked_tbptt_grads",
     "OUTPUT_KEYS", "flat_cell_grads", "gradient_bias", "position_error",
-    "peak_memory", "time_call", "RecallTBPTT", "train_recall_tbptt",
+    "RecallTBPTT", "train_recall_tbptt",
     "plot_kept_paths", "plot_bias", "plot_position", "plot_cost",
 ]
 
@@ -297,37 +296,6 @@ def position_error(params: dict, x, y, k: int, *, model="rnn", state0=None) -> n
 
 
 # --- cost ---------------------------------------------------------------------------------
-
-
-def peak_memory(fn, *args, **kwargs) -> int:
-    """Peak bytes allocated (tracemalloc, which NumPy reports to) while ``fn(*args, **kwargs)`` runs.
-
-    ``fn`` is called once before the measurement, so that one-time initialisations
-    (the BLAS thread controller of :func:`bptt_lib.bptt.one_blas_thread`) are not
-    counted; then :func:`bptt_lib.bptt.clear_workspace` frees the scratch arrays, so
-    that those the measured call needs are allocated, and counted, inside it.
-    """
-    fn(*args, **kwargs)
-    bptt.clear_workspace()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        fn(*args, **kwargs)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        bptt.clear_workspace()
-    return peak
-
-
-def time_call(fn, *args, repeats: int = 3, **kwargs) -> float:
-    """Best of ``repeats`` wall-clock times of ``fn(*args, **kwargs)``, in seconds (for figures only)."""
-    best = np.inf
-    for _ in range(positive_int("repeats", repeats)):
-        t0 = time.perf_counter()
-        fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # --- training on delayed recall -----------------------------------------------------------

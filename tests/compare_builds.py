@@ -23,7 +23,8 @@ IMAGE = re.compile(rb"_images/[0-9a-f]{64}\.(png|jpe?g|svg|gif)")
 IMAGE_DIR = "_images"
 # The pages allowed to differ between builds, and only in their figures: each plots times measured
 # while the page is built (their cells are tagged nbval-ignore-output and print no time).
-TIMING_PAGES = ("book/ch07_two_views.html", "book/where_time_goes.html")
+TIMING_PAGES = ("book/ch07_two_views.html", "book/ch11_truncated_bptt.html", "book/ch13_memory_online.html",
+                "book/where_time_goes.html")
 # Put into _build/html by `make pdf` after the HTML build, not by it (the second build is HTML only).
 ADDED_AFTER_THE_BUILD = ("bptt-derived.pdf",)
 

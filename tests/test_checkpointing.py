@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bptt_lib import bptt, models, rnn
+from bptt_lib import bptt, models, rnn, timing
 from bptt_lib import checkpointing as ck
 
 
@@ -93,8 +93,8 @@ def test_sqrt_optimum_and_dynamic_programme():
 def test_peak_memory_falls_with_checkpointing():
     params, x, y = problem(T=400, B=8, H=32, D=4, K=4)
     ck.checkpointed_grads(params, x[:3], y[:3], 2)          # kernels generated outside the measurements
-    full, _ = ck.peak_memory(models.full_grads, params, x, y)
-    every, _ = ck.peak_memory(ck.checkpointed_grads, params, x, y, 20)
+    full, _ = timing.peak_memory(models.full_grads, params, x, y)
+    every, _ = timing.peak_memory(ck.checkpointed_grads, params, x, y, 20)
     state_bytes = 8 * 32 * 8
     assert full > 400 * state_bytes                 # every state is stored
     assert every < full / 4                         # 20 + 20 of them instead of 400

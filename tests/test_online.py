@@ -201,7 +201,7 @@ def test_uoro_draws_signs_step_by_step_as_documented():
 
 
 def test_online_memory_does_not_grow_with_T():
-    from bptt_lib.checkpointing import peak_memory
+    from bptt_lib.timing import peak_memory
     params, x, y = problem(T=400, B=2, H=4)
     for fn in (online.rtrl_grads, lambda *a: online.uoro_grads(*a, rng=np.random.default_rng(0))):
         fn(params, x[:5], y[:5])                                  # kernels generated outside the measurement
