@@ -191,7 +191,7 @@ def artbp_grads(params: dict, x, y, c, *, rng, model="rnn", state0=None) -> tupl
     rng : numpy.random.Generator
         Draws the cuts (``T`` uniform numbers per call).
     model : str
-        ``"rnn"`` (Part V adds ``"lstm"``, ``"gru"``).
+        ``"rnn"``, ``"lstm"`` or ``"gru"``.
     state0 : optional
         The initial state (zeros by default).
 

@@ -39,7 +39,10 @@ __all__ = [
 ]
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "tinyshakespeare_head.txt"
-"""The shipped text (ASCII, 42,537 characters)."""
+"""The shipped text (ASCII, 42,537 characters), ``bptt_lib/data/tinyshakespeare_head.txt``.
+
+:meta hide-value:
+"""
 
 LN2 = float(np.log(2.0))
 

@@ -53,7 +53,7 @@ def checkpointed_grads(params: dict, x, y, every: int, *, model="rnn", state0=No
         The distance ``k`` between checkpoints, at least 1; ``every >= T`` is full BPTT
         (one segment).
     model : str or bptt_lib.models.Model
-        ``"rnn"`` (Part V adds ``"lstm"``, ``"gru"``).
+        ``"rnn"``, ``"lstm"`` or ``"gru"``.
     state0 : array_like, optional
         The initial state (zeros by default).
     stats : dict, optional
@@ -133,7 +133,8 @@ def hsm_forward_steps(T: int, slots: int) -> int:
     .. math::
 
         F(t, m) = \min_{1 \le y < t} \big( y + F(t - y, m - 1) + F(y, m) \big),
-        \quad F(t, 1) = \tfrac{t (t + 1)}{2}, \quad F(1, m) = 1, \quad F(t, m) = t \ (m \ge t):
+
+        F(t, 1) = \tfrac{t (t + 1)}{2}, \quad F(1, m) = 1, \quad F(t, m) = t \ (m \ge t):
 
     run ``y`` steps, store that state in a slot, do the right part with one slot fewer,
     then the left part with all ``m``. Uniform checkpointing is one such policy, so its

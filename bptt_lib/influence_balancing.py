@@ -48,9 +48,15 @@ __all__ = ["A", "V", "N_UNITS", "THETA0", "THETA_STAR", "DIVERGED", "TOLERANCE",
 
 _A_SYM, _V_SYM = derive.system()
 A = np.array(_A_SYM.tolist(), dtype=float)
-"""The matrix :math:`A = (I + N)/2` (23, 23), from the derivation."""
+"""The matrix :math:`A = (I + N)/2` (23, 23), from the derivation.
+
+:meta hide-value:
+"""
 V = np.array(_V_SYM.tolist(), dtype=float)[:, 0]
-"""The vector :math:`v` (23,): ten ones, then thirteen minus ones."""
+"""The vector :math:`v` (23,): ten ones, then thirteen minus ones.
+
+:meta hide-value:
+"""
 N_UNITS = A.shape[0]
 THETA0 = float(derive.THETA0)
 THETA_STAR = float(derive.optimum())

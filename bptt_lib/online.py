@@ -165,7 +165,8 @@ def rtrl_grads(params: dict, x, y, *, state0=None) -> tuple[float, dict]:
     .. math::
 
         S^{(t)\top} = \big(E^{(t)\top} + S^{(t-1)\top} W^\top\big) \odot (1 - h^{(t)} \odot h^{(t)}),
-        \qquad \nabla_\theta L \mathrel{+}= \sum_b S^{(t)}_b{}^{\!\top} \frac{\partial L^{(t)}}{\partial h^{(t)}_b},
+
+        \nabla_\theta L \mathrel{+}= \sum_b S^{(t)}_b{}^{\!\top} \frac{\partial L^{(t)}}{\partial h^{(t)}_b},
 
     (kernel ``rtrl_update``; :math:`E^{(t)}` from :func:`explicit_rows`). Parameters as
     :func:`bptt_lib.rnn.loss_and_grads`; ``state0`` (B, H) the initial state, zeros by
